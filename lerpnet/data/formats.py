@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import pathlib
-import zipfile
 
 import numpy as np
 import scipy.io
@@ -92,8 +91,9 @@ def decode_binvox(data: bytes, source: str | pathlib.Path) -> tuple[np.ndarray, 
         words = line.split()
         if words == [b"data"]:
             break
-        if words:
-            fields[words[0]] = words[1:]
+        if not words or words[0] not in (b"dim", b"translate", b"scale") or words[0] in fields:
+            raise VoxelFormatError(source, f"unexpected binvox header line {line[:40]!r}")
+        fields[words[0]] = words[1:]
     header = _parse_binvox_header(fields, source)
     runs = np.frombuffer(stream.read(), dtype=np.uint8)
     n = header.dims[0]
@@ -196,14 +196,14 @@ def decode_numpy(data: bytes, source: str | pathlib.Path, suffix: str) -> np.nda
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
         if suffix == ".npz":
             with loaded:
-                if len(loaded.files) != 1:
-                    raise VoxelFormatError(source, f".npz must hold exactly one array, found {loaded.files}")
-                loaded = loaded[loaded.files[0]]
-    except VoxelFormatError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise VoxelFormatError(source, f"not a readable {suffix} array ({err})") from None
-    return as_mask(np.asarray(loaded), source)
+                arrays = [loaded[name] for name in loaded.files]
+        else:
+            arrays = [loaded]
+    except Exception as err:  # numpy raises many types on bad bytes (zlib.error, TokenError, BadZipFile...)
+        raise VoxelFormatError(source, f"not a readable {suffix} array ({type(err).__name__}: {err})") from None
+    if len(arrays) != 1:
+        raise VoxelFormatError(source, f"{suffix} must hold exactly one array, found {len(arrays)}")
+    return as_mask(np.asarray(arrays[0]), source)
 
 
 def voxelize_mesh(mesh: trimesh.Trimesh, resolution: int, source: str | pathlib.Path = "mesh") -> np.ndarray:
