@@ -1,0 +1,83 @@
+"""Model speed benchmark: lerpnet vs the same network in PyTorch, and the fused interpolation decoder.
+
+Command (GPU machine; torch is measured when importable):
+    python -m experiments.bench_model --config=configs/bench_model.py --output_dir=results/perf
+Smoke variant (CPU, seconds; what tests/test_bench_model.py runs):
+    python -m experiments.bench_model --config=configs/bench_model.py:smoke --output_dir=/tmp/bench
+Results: <output_dir>/<device>/bench_model.{json,csv,md}, rewritten after every part. On an H100 the
+full run needs about 6 minutes, most of it compiling: the fused part alone took 180 s in run 3.
+torch.compile, the launch sweep and the layer part are skipped once `time_budget_s` is spent. The
+committed H100 results and the table against PyTorch are in results/perf/README.md.
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict()
+    # most important first: a run cut off at its time limit keeps the parts it finished
+    cfg.parts = ("ceilings", "fused", "train", "decode", "torch", "torch_compile", "pallas_sweep", "layers")
+    cfg.train_batch = 128
+    cfg.train_steps_per_call = 10  # steps chained in one timed call
+    # (implementation, dtype) of lerpnet.models to train and decode; "flax" is the plain formulation
+    cfg.model_variants = (("subpixel", "float32"), ("subpixel", "bfloat16"), ("flax", "float32"))
+    cfg.decode_batch = 8192
+    cfg.plain_decode_batch = 1024  # the plain "flax" decoder's dilated convolutions need ~5 MB a shape
+    cfg.layer_batch = 512
+    # lerpnet.fast_layers.CONV_TRANSPOSE ("lax", the plain form, spends minutes in cuDNN autotuning)
+    cfg.layer_formulations = ("subpixel", "parity")
+    cfg.layer_dtypes = ("float32", "bfloat16")
+    cfg.fused_n = (50, 200)  # Algorithm 1 sizes: N^2 pairs x `steps` interpolants
+    cfg.steps = 11
+    cfg.fused_backends = ("pallas", "xla")
+    cfg.xla_chunk = 256  # pairs per lax.map step of the xla backend
+    cfg.xla_max_n = 50  # the xla backend is timed up to this N only (it is the slower one)
+    # the fastest launch of the H100 sweep (results/perf/nvidia_h100_80gb_hbm3/bench_model_sweep_run2.md)
+    cfg.pallas = ml_collections.ConfigDict(dict(programs=528, rows=4, num_warps=4))
+    cfg.pallas_sweep = tuple(
+        dict(programs=p, rows=r, num_warps=w, pipelined=pipe, num_stages=st)
+        for p, r, w, pipe, st in [(1056, 4, 4, False, 1), (1056, 2, 4, False, 1), (1056, 2, 2, False, 1)])
+    cfg.check_n = 13  # fused outputs compared with the unfused reference on N = check_n (uneven items)
+    cfg.matmul_size = 8192
+    cfg.copy_bytes = 1 << 30
+    cfg.repeats = 5
+    cfg.warmup = 1
+    cfg.pos_weight = 10.0
+    cfg.learning_rate = 1e-3
+    cfg.occupancy = 0.05  # random training voxels at about chairs' occupancy
+    cfg.time_budget_s = 230.0  # torch.compile, the sweep and layers stop once this much wall time is spent
+    if variant == "smoke":
+        cfg.parts = ("ceilings", "fused", "train", "decode", "torch", "layers")
+        cfg.train_batch = 2
+        cfg.train_steps_per_call = 2
+        cfg.model_variants = (("subpixel", "float32"),)
+        cfg.decode_batch = cfg.plain_decode_batch = 4
+        cfg.layer_batch = 1
+        cfg.layer_formulations = ("parity",)
+        cfg.layer_dtypes = ("float32",)
+        cfg.fused_n = (3,)
+        cfg.steps = 3
+        cfg.fused_backends = ("xla",)
+        cfg.xla_chunk = 4
+        cfg.check_n = 3
+        cfg.matmul_size = 128
+        cfg.copy_bytes = 1 << 16
+        cfg.repeats = 2
+        cfg.warmup = 1
+    elif variant == "profile":  # under ncu: the first launch of each of two kernel variants, N = 20
+        cfg.parts = ("pallas_sweep",)
+        cfg.fused_n = (20,)
+        cfg.pallas_sweep = (dict(pipelined=False), dict(pipelined=True, num_stages=3))
+        # (ncu 2025.3 segfaulted profiling jax 0.11.2 on the H100, 2026-11-25)
+        cfg.repeats, cfg.warmup = 1, 0
+    elif variant == "sweep":  # the kernel launch shapes and the layer formulations only (run 2)
+        cfg.parts = ("ceilings", "pallas_sweep", "layers")
+        cfg.time_budget_s = 150.0
+        cfg.pallas_sweep = tuple(
+            dict(programs=p, rows=r, num_warps=w, pipelined=pipe, num_stages=st)
+            for p, r, w, pipe, st in [(264, 4, 8, False, 1), (264, 4, 8, True, 2), (264, 4, 8, True, 3),
+                                      (528, 2, 4, True, 3), (132, 8, 8, True, 3), (528, 4, 4, False, 1),
+                                      (264, 2, 4, False, 1), (132, 8, 16, True, 2)])
+    elif variant:
+        raise ValueError(f"unknown bench_model variant {variant!r} (known: '', 'smoke', 'profile', 'sweep')")
+    return cfg

@@ -1,0 +1,259 @@
+"""Interpolate-and-decode in one pass: latents and pairs in, bit-packed 32^3 shapes out.
+
+The decoder's first layer is affine, so fc((1-t) z_i + t z_j) = (1-t) fc(z_i) + t fc(z_j): H = fc(z)
+is computed once per shape (N x 8192, one small matmul), and each interpolant starts from a lerp of
+two rows of H. Everything after that -- activation, the two stride-2 transposed convolutions,
+the threshold and the bit-packing (lerpnet.bitpack's layout) -- runs per block of interpolants, and
+only 4 KiB per shape is written.
+
+Backends (one `backend=` argument, as in lerpnet.interpolation):
+- "pallas": one Triton kernel (below). Each program owns an interpolant at a time: it lerps
+  shifted 8^3 views of the two H rows, runs up1 as eight exact per-parity bf16 dots, keeps the
+  16^3 activation in a per-program scratch slot (global memory, L2-resident), runs up2 as 64 dots over
+  shifted views of it (one per (offset, source-parity) view, all 64 output phases at once), then
+  thresholds and packs in registers. A persistent grid of `programs` programs loops over the items.
+- "xla": the same math in one jit (sub-pixel convolutions from lerpnet.models, chunked with
+  `lax.map`); the fast non-Pallas formulation and the Pallas kernel's correctness reference.
+- "reference": the unfused path -- materialise the interpolated latents, `Autoencoder.decode`,
+  threshold, `pack_voxels`. Slow, plain, the definition of the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltriton
+
+from lerpnet import models
+from lerpnet.bitpack import pack_voxels
+
+BACKENDS = ("pallas", "xla", "reference")
+_GRID = 8  # the decoder's first spatial grid (8^3); up1 -> 16^3, up2 -> 32^3
+# up2 reads the 16^3 activation at 16-grid offsets that, in the parity-plane layout the kernel keeps
+# (plane q' of the 8^3 grid holds 16-grid positions 2u + q'), are (8-grid shift c, plane q') per axis:
+_VIEWS = ((-1, 1), (0, 0), (0, 1), (1, 0))
+_PARITIES = tuple(itertools.product((0, 1), repeat=3))
+
+
+def interpolation_weights(steps: int) -> jax.Array:
+    """t_s = s / (steps - 1), as lerpnet.interpolation defines them."""
+    return jnp.arange(steps, dtype=jnp.float32) / (steps - 1)
+
+
+def _decoder(params) -> dict:
+    dec = params["params"]["decoder"]
+    k = dec["up1"]["kernel"].shape[0]
+    if k != 4 or dec["up2"]["kernel"].shape[-1] != 1:
+        raise ValueError(f"the fused decoder needs kernel size 4 and 1 output channel, got kernel {k}")
+    return dec
+
+
+def fc_rows(params, z: jax.Array) -> jax.Array:
+    """H = fc(z) before the activation: (N, 8, 8, 8, C0) float32, lerped per interpolant."""
+    dec = _decoder(params)
+    n = z.shape[0]
+    h = z.reshape(n, -1).astype(jnp.float32) @ dec["fc"]["kernel"] + dec["fc"]["bias"]
+    return h.reshape(n, _GRID, _GRID, _GRID, -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# "reference" and "xla"
+
+
+def lerp_decode_reference(model: models.Autoencoder, params, z, i, j, *, steps: int = 11) -> jax.Array:
+    """Unfused: interpolated latents -> Autoencoder.decode -> logits > 0 -> packed (P, steps, 32, 32)."""
+    t = interpolation_weights(steps)[None, :, None]
+    zf = z.reshape(z.shape[0], -1).astype(jnp.float32)
+    lat = (1 - t) * zf[i][:, None] + t * zf[j][:, None]
+    logits = model.apply(params, lat.reshape(-1, 2, 2, 2, zf.shape[1] // 8), method=models.Autoencoder.decode)
+    return pack_voxels(logits > 0).reshape(len(i), steps, 32, 32)
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "activation", "dtype", "chunk"))
+def lerp_decode_xla(params, z, i, j, *, steps: int = 11, activation: str = "relu", dtype=jnp.bfloat16,
+                    chunk: int = 256) -> jax.Array:
+    """Fused lerp + decode + threshold + pack in one jit, `chunk` pairs at a time."""
+    dec = _decoder(params)
+    act = models.ACTIVATIONS[activation]
+    h = fc_rows(params, z)
+    t = interpolation_weights(steps)[None, :, None, None, None, None]
+    p = i.shape[0]
+    pad = -p % chunk
+    ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
+
+    def one_chunk(ij_c):
+        x = act((1 - t) * h[ij_c[:, 0]][:, None] + t * h[ij_c[:, 1]][:, None])
+        x = x.reshape(-1, *h.shape[1:]).astype(dtype)
+        for name in ("up1", "up2"):
+            kernel = dec[name]["kernel"].astype(dtype)
+            x = models.subpixel_conv_transpose(x, kernel, 2) + dec[name]["bias"].astype(dtype)
+            x = act(x) if name == "up1" else x
+        return pack_voxels(x[..., 0] > 0).reshape(chunk, steps, 32, 32)
+
+    return jax.lax.map(one_chunk, ij).reshape(-1, steps, 32, 32)[:p]
+
+
+# ---------------------------------------------------------------------------------------------
+# "pallas"
+
+
+def _pallas_weights(params):
+    """Regroup the transposed-conv kernels for the kernel's dots (bf16) and pad H by one voxel."""
+    dec = _decoder(params)
+    w1 = dec["up1"]["kernel"]  # (4,4,4,C0,C1); parity p, tap e use W[p + 2e] per axis
+    w1 = jnp.stack([jnp.stack([w1[pd + 2 * ed, ph + 2 * eh, pw + 2 * ew] for ed, eh, ew in _PARITIES])
+                    for pd, ph, pw in _PARITIES])  # (8 parities, 8 taps, C0, C1)
+    # sel[v, m, k] = 1 where up2's output phase m (= 2p + q within a 4-voxel block of the 32-grid)
+    # reads view v through tap k = q + 2e: source 16-grid offset p + q + e - 1 = 2c + q'.
+    sel = np.zeros((4, 4, 4), np.float32)
+    for p, q, e in itertools.product((0, 1), repeat=3):
+        src = p + q + e - 1
+        sel[_VIEWS.index((src // 2, src % 2)), 2 * p + q, q + 2 * e] = 1.0
+    w2 = jnp.einsum("amk,bnl,cop,klpi->abcimno", sel, sel, sel, dec["up2"]["kernel"][..., 0])
+    c1 = w1.shape[-1]
+    return dict(w1=w1.astype(jnp.bfloat16), b1=dec["up1"]["bias"].astype(jnp.float32),
+                w2=w2.reshape(64, c1, 64).astype(jnp.bfloat16),
+                b2=jnp.broadcast_to(dec["up2"]["bias"].astype(jnp.float32), (64,)))
+
+
+def _bits3(idx, width: int):
+    """Index -> per-axis digits (d, h, w) in base 2**width; works on Python ints and traced int32."""
+    mask = (1 << width) - 1
+    return idx >> (2 * width), (idx >> width) & mask, idx & mask
+
+
+def _view(x):
+    """up2 view digit x in 0..3 -> (8-grid shift c, source plane q'), the order of _VIEWS."""
+    return ((x + 1) >> 1) - 1, 1 - (x & 1)
+
+
+def _accumulate(body, count: int, acc, pipelined: bool):
+    """acc = body(k, acc) for k < count: a Triton loop (software-pipelined by num_stages) or unrolled."""
+    if pipelined:
+        return jax.lax.fori_loop(0, count, body, acc)
+    for k in range(count):
+        acc = body(k, acc)
+    return acc
+
+
+def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch_in, out_ref, scratch_ref,
+                  *, steps, programs, rows, pipelined, interpret):
+    # The item count is read at run time, not baked in, so one compiled kernel serves every N.
+    g = pl.program_id(0)
+    c0, c1 = w1_ref.shape[-2:]
+    n8, n3 = _GRID, _GRID**3
+    # bit (4*uw + mw) of output word [.., (ud, uh), (md, mh)] holds output voxel z = 4*uw + mw
+    r = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, 64), 0)
+    c = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, 64), 1)
+    shift = (4 * (r & (n8 - 1)) + (c & 3)).astype(jnp.uint32)
+    barrier = (lambda: None) if interpret else pltriton.debug_barrier
+
+    def item_body(k, carry):
+        item = g + k * programs
+        pair, s = jax.lax.div(item, steps), jax.lax.rem(item, steps)
+        t = s.astype(jnp.float32) / (steps - 1)
+        zi, zj = i_ref[pair], j_ref[pair]
+
+        # up1: per output parity, eight taps over shifted 8^3 views of relu(lerp(H_i, H_j)).
+        def up1_parity(pidx, carry):
+            pd, ph, pw = _bits3(pidx, 1)
+
+            def tap(eidx, acc):
+                ed, eh, ew = _bits3(eidx, 1)
+                view = (pl.ds(pd + ed, n8), pl.ds(ph + eh, n8), pl.ds(pw + ew, n8), slice(None))
+                hi = h_ref[(zi, *view)].astype(jnp.float32)
+                hj = h_ref[(zj, *view)].astype(jnp.float32)
+                x = jnp.maximum((1 - t) * hi + t * hj, 0.0).astype(jnp.bfloat16).reshape(n3, c0)
+                return acc + jnp.dot(x, w1_ref[pidx, eidx], preferred_element_type=jnp.float32)
+
+            acc = _accumulate(tap, 8, jnp.zeros((n3, c1), jnp.float32), pipelined)
+            a = jnp.maximum(acc + b1_ref[...][None, :], 0.0).astype(scratch_ref.dtype)
+            scratch_ref[g, pidx, pl.ds(1, n8), pl.ds(1, n8), pl.ds(1, n8), :] = a.reshape(n8, n8, n8, c1)
+            return carry
+
+        jax.lax.fori_loop(0, 8, up1_parity, 0)
+        barrier()
+
+        # up2: all 64 output phases of `rows` 8-grid slabs at once, one dot per shifted view.
+        def up2_slab(slab, carry):
+            r0 = slab * rows
+
+            def view(vidx, acc):
+                (cd, qd), (ch, qh), (cw, qw) = (_view(x) for x in _bits3(vidx, 2))
+                v = scratch_ref[g, 4 * qd + 2 * qh + qw, pl.ds(1 + cd + r0, rows), pl.ds(1 + ch, n8),
+                                pl.ds(1 + cw, n8), :]
+                return acc + jnp.dot(v.reshape(rows * n8 * n8, c1), w2_ref[vidx], preferred_element_type=jnp.float32)
+
+            acc = _accumulate(view, 64, jnp.zeros((rows * n8 * n8, 64), jnp.float32), pipelined)
+            bits = ((acc + b2_ref[...][None, :]) > 0).astype(jnp.uint32) << shift
+            words = jnp.sum(bits.reshape(rows * n8, n8, 64), axis=1, dtype=jnp.uint32)
+            words = jnp.sum(words.reshape(rows * n8, 16, 4), axis=2, dtype=jnp.uint32)
+            out_ref[item, pl.ds(r0 * n8, rows * n8), :] = words
+            return carry
+
+        jax.lax.fori_loop(0, n8 // rows, up2_slab, 0)
+        barrier()  # the next item overwrites the scratch slot this one just read
+        return carry
+
+    jax.lax.fori_loop(0, jax.lax.div(n_ref[0] - g + programs - 1, programs), item_body, 0)
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "programs", "rows", "pipelined", "num_warps", "num_stages",
+                                             "interpret"))
+def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 264, rows: int = 4,
+                       pipelined: bool = False, num_warps: int = 8, num_stages: int = 1,
+                       interpret: bool = False) -> jax.Array:
+    """The fused Triton kernel: relu activation, bf16 dots with float32 accumulation.
+
+    Launch shape: `programs` persistent programs of `num_warps` warps; up2 in slabs of `rows` 8-grid
+    rows; `pipelined` makes the tap/view loops Triton loops that `num_stages` software-pipelines
+    (loads of the next view in flight during this view's dot) instead of unrolled code.
+    """
+    h = jnp.pad(fc_rows(params, z), ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0))).astype(jnp.bfloat16)
+    w = _pallas_weights(params)
+    c1 = w["w1"].shape[-1]
+    total = i.shape[0] * steps
+    scratch = jnp.zeros((programs, 8, _GRID + 2, _GRID + 2, _GRID + 2, c1), jnp.bfloat16)
+    kernel = functools.partial(_fused_kernel, steps=steps, programs=programs, rows=rows, pipelined=pipelined,
+                               interpret=interpret)
+    words, _ = pl.pallas_call(
+        kernel,
+        out_shape=(jax.ShapeDtypeStruct((total, _GRID * _GRID, 16), jnp.uint32),
+                   jax.ShapeDtypeStruct(scratch.shape, scratch.dtype)),
+        grid=(programs,),
+        input_output_aliases={8: 1},
+        compiler_params=None if interpret else pltriton.CompilerParams(num_warps=num_warps, num_stages=num_stages),
+        interpret=interpret,
+        name="lerp_decode",
+    )(jnp.full((1,), total, jnp.int32), i.astype(jnp.int32), j.astype(jnp.int32), h, w["w1"], w["b1"], w["w2"], w["b2"], scratch)
+    # words [item, (ud, uh), (md, mh)] -> packed [item, x = 4 ud + md, y = 4 uh + mh]
+    words = words.reshape(-1, steps, _GRID, _GRID, 4, 4).transpose(0, 1, 2, 4, 3, 5)
+    return words.reshape(-1, steps, 32, 32)
+
+
+def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, backend: str = "auto",
+                **kwargs) -> jax.Array:
+    """Decoded, thresholded (logit > 0), bit-packed interpolants: uint32 (P, steps, 32, 32).
+
+    `out[p, s]` packs decode((1 - t_s) z[i[p]] + t_s z[j[p]]) > 0 with t_s = s / (steps - 1).
+    backend: "pallas" (GPU; `interpret=True` elsewhere), "xla", "reference", or "auto" (pallas on
+    GPU, xla otherwise).
+    """
+    if backend == "auto":
+        backend = "pallas" if jax.default_backend() == "gpu" else "xla"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or 'auto', got {backend!r}")
+    i, j = jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
+    if backend == "reference":
+        return lerp_decode_reference(model, params, z, i, j, steps=steps)
+    activation = model.config.activation
+    if backend == "xla":
+        return lerp_decode_xla(params, z, i, j, steps=steps, activation=activation, **kwargs)
+    if activation != "relu":
+        raise ValueError(f"the pallas fused decoder implements relu only, the model uses {activation!r}")
+    return lerp_decode_pallas(params, z, i, j, steps=steps, **kwargs)

@@ -1,0 +1,123 @@
+"""The fused interpolate-decode path equals the unfused one; the fast layer forms equal Flax's."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lerpnet import fast_layers, fused_decoder, models
+from lerpnet.bitpack import unpack_voxels
+
+ON_GPU = jax.default_backend() == "gpu"
+
+
+@pytest.mark.parametrize("formulation", sorted(fast_layers.CONV_TRANSPOSE))
+@pytest.mark.parametrize("cin,cout", [(16, 32), (32, 1)])
+def test_conv_transpose_formulations_equal_flax(formulation, cin, cout):
+    layer = nn.ConvTranspose(cout, (4, 4, 4), (2, 2, 2), padding="SAME")
+    x = jax.random.normal(jax.random.key(cin), (2, 6, 6, 6, cin))
+    params = layer.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda a: jax.random.normal(jax.random.key(a.ndim), a.shape), params)
+    want = layer.apply(params, x)
+    got = fast_layers.CONV_TRANSPOSE[formulation](x, params["params"]["kernel"], params["params"]["bias"])
+    assert got.shape == want.shape
+    assert jnp.linalg.norm(got - want) / jnp.linalg.norm(want) < 1e-5
+
+
+def _model_and_latents(n):
+    model = models.Autoencoder(models.model_config())
+    params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+    # random biases too, so that a dropped bias shows
+    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(a.size), a.shape), params)
+    z = jax.random.normal(jax.random.key(n), (n, 2, 2, 2, 8))
+    return model, params, z
+
+
+def _reference_logits(model, params, z, i, j, steps):
+    t = fused_decoder.interpolation_weights(steps)[None, :, None]
+    zf = z.reshape(z.shape[0], -1)
+    lat = ((1 - t) * zf[i][:, None] + t * zf[j][:, None]).reshape(-1, 2, 2, 2, 8)
+    return model.apply(params, lat, method=models.Autoencoder.decode).reshape(len(i), steps, 32, 32, 32)
+
+
+def _check_against_reference(packed, logits):
+    """Every voxel whose float32 logit is clear of 0 must match; bf16 may flip the near-zero ones."""
+    got = np.asarray(unpack_voxels(packed))
+    logits = np.asarray(logits)
+    want = logits > 0
+    clear = np.abs(logits) > 0.05 * logits.std()
+    assert got.shape == want.shape
+    assert np.array_equal(got[clear], want[clear])
+    assert (got != want).mean() < 5e-3
+    assert 0.05 < want.mean() < 0.95  # the check is not on an all-empty or all-full grid
+
+
+def test_reference_backend_is_the_thresholded_decode():
+    model, params, z = _model_and_latents(3)
+    i, j = jnp.array([0, 2]), jnp.array([1, 0])
+    packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="reference")
+    logits = _reference_logits(model, params, z, i, j, 3)
+    np.testing.assert_array_equal(unpack_voxels(packed), logits > 0)
+
+
+def test_xla_backend_matches_reference():
+    model, params, z = _model_and_latents(3)
+    i, j = jnp.array([0, 2, 1]), jnp.array([1, 0, 1])
+    packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="xla", chunk=2)
+    _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
+
+
+class TestPallasInterpret:
+    """The Triton kernel run by the Pallas interpreter (CPU)."""
+
+    def test_matches_reference(self):
+        if ON_GPU:
+            pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
+        model, params, z = _model_and_latents(3)
+        i, j = jnp.array([0, 2]), jnp.array([1, 1])
+        # 6 items over 4 programs: programs loop unevenly; rows=4 splits up2 into two slabs
+        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="pallas", interpret=True,
+                                           programs=4, rows=4)
+        _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
+class TestPallasGPU:
+    def test_matches_reference(self):
+        model, params, z = _model_and_latents(7)
+        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(7), jnp.arange(7), indexing="ij"))
+        # 539 items over 264 programs: the persistent loop runs unevenly
+        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas", programs=264,
+                                           rows=4, num_warps=4)
+        _check_against_reference(packed, _reference_logits(model, params, z, i, j, 11))
+
+    def test_equals_xla_backend_on_most_bits(self):
+        model, params, z = _model_and_latents(6)
+        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(6), jnp.arange(6), indexing="ij"))
+        a = fused_decoder.lerp_decode(model, params, z, i, j, backend="pallas", programs=264, rows=4, num_warps=4)
+        b = fused_decoder.lerp_decode(model, params, z, i, j, backend="xla")
+        assert float(jax.lax.population_count(a ^ b).sum()) / (a.size * 32) < 5e-3
+
+
+def test_pallas_lowers_for_cuda_on_an_abstract_h100():
+    """Interpret mode ignores Triton's constraints (power-of-2 shapes, dot sizes): lower for CUDA too."""
+    model, params, z = _model_and_latents(3)
+    i, j = jnp.array([0, 1]), jnp.array([2, 0])
+    h100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
+    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h100)):
+        lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(p, z, i, j, steps=3, programs=2)
+                          ).trace(params, z, i, j).lower(lowering_platforms=("cuda",))
+    text = lowered.as_text()
+    assert "lerp_decode" in text and "triton" in text.lower()
+
+
+def test_bad_arguments_are_refused():
+    model, params, z = _model_and_latents(2)
+    i = j = jnp.array([0])
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fused_decoder.lerp_decode(model, params, z, i, j, backend="cuda")
+    gelu = models.Autoencoder(models.model_config(activation="gelu"))
+    with pytest.raises(ValueError, match="relu only"):
+        fused_decoder.lerp_decode(gelu, params, z, i, j, backend="pallas")
