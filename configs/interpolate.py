@@ -1,0 +1,125 @@
+"""End-to-end interpolation (the 2018 study's Algorithm 1): decode, score and show every pair's path.
+
+    python -m experiments.interpolate --config=configs/interpolate.py[:VARIANT] --workdir=DIR \
+        --config.checkpoint_dir=RUN [voxel files ...]
+
+RUN is a trained run's workdir (from `experiments.train`; its config.json says which model and
+dataset) or one of its `checkpoints/<step>` folders. Voxel files after the flags replace the
+dataset's shapes. Rerunning on the same DIR resumes (finished blocks are kept).
+
+Variants:
+- (none): 50 shapes of the run's dataset (validation first, then training), every unique pair.
+- `smoke`: 6 shapes, 5 steps, blocks of 8 pairs; what the tests run. CPU smoke from a clean
+  checkout (measured on the 2-core CPU dev box while other jobs loaded it, load average ~10:
+  train 51 s, interpolate 17 s wall):
+    python -m experiments.train --config=configs/default.py:smoke --workdir=runs/smoke
+    python -m experiments.interpolate --config=configs/interpolate.py:smoke --workdir=runs/interp_smoke \
+        --config.checkpoint_dir=runs/smoke
+- `modelnet_study`: N = 50 ModelNet chairs, all 2,500 ordered pairs x 11 steps = 27,500 decoded
+  shapes (the study's size), timed end to end (encode + interpolate + decode + threshold + pack +
+  score; median of 5 after 1 warm-up) in summary.json["end_to_end"].
+- `modelnet_chairs`: N = 200 ModelNet chairs: every validation chair (84) plus training chairs,
+  each labelled with its split; all 19,900 unique pairs in pairs.csv, medians per split pair in
+  summary_by_split.md, figures (figure6.png, topk.png, exports/).
+- `modelnet_wall`: N = 1000, every ordered pair: 11 million decoded shapes in 8 GiB blocks, timed
+  (the persisted run warms up, then 2 timed repeats). ModelNet has only 839 distinct chairs, so
+  this run takes the validation chairs, the canonical training chairs, then training chairs in
+  ModelNet's other 11 poses (split "rotated"); novelty is scored against the canonical training
+  chairs. Expected on an H100 from the measured decode rate (275k shapes/s, results/perf/):
+  ~40 s a stream; `--config.decoder=fused` (525k shapes/s there) about halves it.
+GPU commands (RUN = the trained ModelNet chairs run; `source bin/device-env.sh` first on the GPU box):
+    python -m experiments.interpolate --config=configs/interpolate.py:modelnet_study \
+        --workdir=runs/interp_n50 --config.checkpoint_dir=RUN
+    python -m experiments.interpolate --config=configs/interpolate.py:modelnet_chairs \
+        --workdir=runs/interp_n200 --config.checkpoint_dir=RUN
+    python -m experiments.interpolate --config=configs/interpolate.py:modelnet_wall \
+        --workdir=runs/interp_n1000 --config.checkpoint_dir=RUN
+Add `--config.data_path=...` if the ModelNet tarball is not where the run was trained from.
+"""
+
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict()
+    cfg.checkpoint_dir = ""  # the trained run: its workdir (config.json + checkpoints), latest step
+    cfg.checkpoint_step = -1  # a particular checkpoint step of that run (-1 = the latest)
+    cfg.data_path = ""  # where the run's dataset lives on this machine ("" = the path the run used)
+
+    cfg.shapes = ml_collections.ConfigDict()
+    cfg.shapes.source = "split"  # "split" | "ids" | "files" (files on the command line imply "files")
+    cfg.shapes.split = "val+train"  # splits joined by '+', taken in that order
+    cfg.shapes.ids = ""  # comma-separated ids of the run's dataset (source "ids")
+    cfg.shapes.files = ""  # comma-separated voxel files (source "files")
+    cfg.shapes.up_axis = "z"  # the files' up axis ("y" for ShapeNet binvox)
+    cfg.shapes.rotations = "canonical"  # "all": also draw from modelnet's 12 rotations of training shapes
+    cfg.num_shapes = 50  # N, a cap on the split (0 = all of it)
+
+    cfg.pairs = "unique"  # "unique": i < j; "all": every ordered pair (i, i) included, N*N paths
+    cfg.steps = 11  # t = 0, 0.1, ..., 1
+    cfg.threshold = 0.5  # a voxel is full where sigmoid(logit) > threshold
+    cfg.backend = "auto"  # lerpnet.interpolation backend
+    # How a block's paths are made: "interpolate_pairs" = lerpnet.interpolate_pairs, then
+    # Autoencoder.decode, threshold, bit-pack (the study's Algorithm 1 as written); "fused" =
+    # lerpnet.fused_decoder.lerp_decode (lerps after the affine first layer, bf16 convolutions, one
+    # kernel straight to packed bits; threshold 0.5 only). `backend` applies to the first only.
+    cfg.decoder = "interpolate_pairs"
+    cfg.dtype = "float32"  # latent dtype for the interpolation: "float32" | "bfloat16"
+    cfg.memory_budget_mb = 8192.0  # per device: the block step's arguments, outputs and temporaries
+    cfg.block_pairs = 0  # pairs per block (a multiple of the device count); 0 = largest within budget
+    cfg.num_devices = 0  # 0 = every local device; pairs are sharded across them
+    cfg.encode_batch = 256
+
+    cfg.monotonic_tolerance = 0.01  # an IoU change below this does not count as going the wrong way
+    cfg.plausible = ml_collections.ConfigDict()  # what a midpoint must satisfy to count as a shape
+    cfg.plausible.min_smoothness = 0.5  # no step between consecutive shapes below this IoU
+    cfg.plausible.min_endpoint_iou = 0.5  # both inputs reconstructed at least this well
+    cfg.plausible.occupancy_range = (0.5, 2.0)  # midpoint occupancy within these multiples of the inputs'
+    cfg.plausible.min_largest_part = 0.95  # fraction of the midpoint's voxels in one connected piece
+    cfg.top_k = 8  # most novel plausible midpoints to report and draw
+
+    cfg.export = ml_collections.ConfigDict()
+    cfg.export.pairs = ""  # "idA:idB,idC:idD"; "" = shapes (0, 1), (2, 3), ...: `count` unchosen pairs
+    cfg.export.count = 3
+    cfg.export.mesh_formats = "obj,ply"
+    cfg.export.image_size = 160
+
+    cfg.write_csv = True  # pairs.csv, one row a path (pairs.npz is always written)
+    cfg.timing = ml_collections.ConfigDict()
+    cfg.timing.repeats = 0  # > 0: also time the whole stream end to end this many times
+    cfg.timing.warmup = 1
+    cfg.progress = True
+
+    if variant == "smoke":
+        cfg.num_shapes = 6
+        cfg.steps = 5
+        cfg.block_pairs = 8
+        cfg.memory_budget_mb = 512.0
+        cfg.encode_batch = 8
+        cfg.top_k = 2
+        cfg.export.count = 1
+        cfg.export.image_size = 64
+        cfg.progress = False
+    elif variant == "modelnet_study":
+        cfg.num_shapes = 50
+        cfg.pairs = "all"
+        cfg.write_csv = False
+        cfg.timing.repeats = 5
+        cfg.timing.warmup = 1
+    elif variant == "modelnet_chairs":
+        cfg.num_shapes = 200
+        cfg.top_k = 12
+        cfg.export.count = 6
+    elif variant == "modelnet_wall":
+        cfg.num_shapes = 1000
+        cfg.pairs = "all"
+        cfg.shapes.rotations = "all"
+        cfg.shapes.split = "val+train+rotated"
+        cfg.write_csv = False
+        cfg.timing.repeats = 2
+        cfg.timing.warmup = 0  # the persisted run before it is the warm-up
+        cfg.export.count = 1
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: expected '', 'smoke', 'modelnet_study', "
+                         "'modelnet_chairs' or 'modelnet_wall'")
+    return cfg

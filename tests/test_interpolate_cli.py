@@ -1,0 +1,154 @@
+"""`python -m experiments.interpolate` end to end on CPU, on a smoke model trained by lerpnet.train."""
+
+import fcntl
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs.default import get_config as train_config
+from configs.interpolate import get_config
+from lerpnet.data import dataset_config, load_dataset, load_voxels, procedural_chairs, save_binvox
+from lerpnet.pipeline import interpolate_and_evaluate
+from lerpnet.train import train_and_evaluate
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> pathlib.Path:
+    """One smoke training run shared by all test workers (the first to get the lock trains it)."""
+    base = tmp_path_factory.getbasetemp()
+    base = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    run = base / "smoke_run"
+    with open(base / "smoke_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run / "trained").exists():
+            config = train_config("smoke")
+            config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
+            train_and_evaluate(config, str(run))
+            (run / "trained").touch()
+    return run
+
+
+def smoke_config(run: pathlib.Path, **overrides):
+    config = get_config("smoke")
+    config.checkpoint_dir = str(run)
+    config.update(overrides)
+    return config
+
+
+def test_program_runs_on_four_devices_and_resumes_without_redoing_blocks(trained_run, tmp_path):
+    workdir = tmp_path / "interp"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
+           f"--workdir={workdir}", f"--config.checkpoint_dir={trained_run}"]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    shapes = json.loads((workdir / "shapes.json").read_text())
+    assert summary["num_devices"] == 4 and summary["num_shapes"] == 6
+    assert summary["num_pairs"] == 15 and summary["decoded_shapes"] == 15 * 5
+    assert summary["blocks_computed_now"] == summary["num_blocks"] == 2
+    # Validation shapes first, then training shapes, each labelled.
+    assert shapes["splits"] == ["val"] * 2 + ["train"] * 4
+    pairs = np.load(workdir / "pairs.npz")
+    assert pairs["smoothness"].shape == (15,) and pairs["iou_to_start"].shape == (15, 5)
+    assert np.all((pairs["iou_start"] >= 0) & (pairs["iou_start"] <= 1))
+    assert len((workdir / "pairs.csv").read_text().splitlines()) == 16
+    # Unchosen pairs are exported by default: shapes 0 and 1.
+    assert summary["exported_pairs"] == [shapes["ids"][:2]] and (workdir / "figure6.png").exists()
+
+    # Interrupted: one block lost. The rerun (one device now) computes only that block, the same.
+    kept = workdir / "blocks" / "block_000000.npz"
+    kept_mtime = kept.stat().st_mtime_ns
+    (workdir / "blocks" / "block_000001.npz").unlink()
+    resumed = interpolate_and_evaluate(smoke_config(trained_run), workdir)
+    assert resumed["blocks_computed_now"] == 1 and kept.stat().st_mtime_ns == kept_mtime
+    again = np.load(workdir / "pairs.npz")
+    for key in ("smoothness", "iou_to_start", "novelty_iou", "occupancy"):
+        np.testing.assert_allclose(again[key], pairs[key], atol=1e-6, err_msg=key)
+    # Blocks of other settings are never mixed in: a changed rerun on the same workdir is refused.
+    with pytest.raises(ValueError, match="holds a run with other settings \\(steps: 5 there, 11 now\\)"):
+        interpolate_and_evaluate(smoke_config(trained_run, steps=11), workdir)
+
+
+def test_exports_and_top_k(trained_run, tmp_path):
+    config = smoke_config(trained_run, top_k=3)
+    config.plausible.update(min_smoothness=0.0, min_endpoint_iou=0.0, occupancy_range=(0.0, 1e9),
+                            min_largest_part=0.0)  # the smoke model is poor: let every path compete
+    dataset = load_dataset(dataset_config(**json.loads((trained_run / "config.json").read_text())["data"]))
+    a, b = dataset.train_ids[1], dataset.val_ids[0]  # any two of the 6 chosen shapes, in any order
+    config.export.pairs = f"{a}:{b}"
+    summary = interpolate_and_evaluate(config, tmp_path / "out")
+    out = tmp_path / "out"
+    top = json.loads((out / "topk.json").read_text())
+    assert len(top) == 3 and [t["novelty_iou"] for t in top] == sorted(t["novelty_iou"] for t in top)
+    assert len(list((out / "topk").glob("*_mid.binvox"))) == 3 and (out / "topk.png").exists()
+    assert summary["exported_pairs"] == [[a, b]]
+    export = out / "exports" / f"{a}__{b}"
+    assert len(list(export.glob("*.binvox"))) == 5
+    assert (export / f"{a}__{b}_strip.png").exists() and (export / f"{a}__{b}.gif").exists()
+    assert (out / "figure6.png").exists()
+    # The export runs from a (a training shape) to b (a validation shape, listed first): the table
+    # holds that path as (b, a), so the export's first step is the table's last.
+    pairs = np.load(out / "pairs.npz")
+    row = np.flatnonzero((pairs["i"] == list(pairs["ids"]).index(b)) & (pairs["j"] == list(pairs["ids"]).index(a)))
+    first_step = load_voxels(export / f"{a}__{b}_step00.binvox")
+    assert pairs["occupancy"][row[0], -1] == pytest.approx(first_step.mean())
+
+
+def test_files_given_on_the_command_line_are_interpolated(trained_run, tmp_path):
+    files = []
+    for k, chair in enumerate(procedural_chairs(3, seed=7)):
+        files.append(str(tmp_path / f"chair{k}.binvox"))
+        save_binvox(files[-1], chair)
+    summary = interpolate_and_evaluate(smoke_config(trained_run), tmp_path / "out", files=tuple(files))
+    assert summary["shapes_by_split"] == {"file": 3} and summary["num_pairs"] == 3
+    assert json.loads((tmp_path / "out" / "shapes.json").read_text())["ids"] == [f"chair{k}.binvox" for k in range(3)]
+
+
+@pytest.mark.parametrize(
+    "case, overrides, message",
+    [
+        ("unknown id", {"shapes.source": "ids", "shapes.ids": "procedural_0_00001,no_such_chair"},
+         r"unknown shape ids \['no_such_chair'\]"),
+        ("N too large", {"num_shapes": 1000}, "num_shapes=1000 but split 'val\\+train' of the dataset has only 24"),
+        ("budget too small", {"block_pairs": 0, "memory_budget_mb": 0.01}, "too small for one block"),
+        ("bad threshold", {"threshold": 1.5}, "threshold must be strictly between 0 and 1"),
+        ("fused at 0.4", {"decoder": "fused", "threshold": 0.4}, "decoder 'fused' thresholds at 0.5 only"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_any_work(trained_run, tmp_path, case, overrides, message):
+    config = smoke_config(trained_run)
+    for key, value in overrides.items():
+        section, _, field = key.rpartition(".")
+        (config[section] if section else config)[field] = value
+    with pytest.raises(ValueError, match=message):
+        interpolate_and_evaluate(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists(), f"{case}: work started before the error"
+
+
+def test_a_checkpoint_that_does_not_match_its_config_is_refused(trained_run, tmp_path):
+    run = tmp_path / "edited_run"
+    run.mkdir()
+    (run / "checkpoints").symlink_to(trained_run / "checkpoints")
+    config = json.loads((trained_run / "config.json").read_text())
+    config["model"]["decoder_features"] = [8, 4]  # not what was trained
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not match the model in .*config.json"):
+        interpolate_and_evaluate(smoke_config(run), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_program_reports_bad_input_in_one_line(trained_run, tmp_path):
+    cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
+           f"--workdir={tmp_path / 'out'}", f"--config.checkpoint_dir={tmp_path / 'missing'}"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1].startswith("error: ") and "config.json not found" in run.stderr
+    assert "Traceback" not in run.stderr
