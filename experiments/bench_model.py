@@ -193,13 +193,20 @@ class Bench:
         model, params = self._model("subpixel", "float32")
         z = jax.random.normal(jax.random.key(9), (n, 2, 2, 2, 8))
         i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
+        ref = fused_decoder.lerp_decode_xla(params, z, i, j, steps=cfg.steps)
         for launch in cfg.pallas_sweep:
             if time.perf_counter() - self.start > cfg.time_budget_s:
                 logging.info("time budget spent: pallas sweep stops before %s", launch)
                 break
             fn = functools.partial(fused_decoder.lerp_decode_pallas, steps=cfg.steps, **launch)
+            t0 = time.perf_counter()
+            out = jax.block_until_ready(fn(params, z, i, j))
+            first_call_s = time.perf_counter() - t0  # mostly compilation
+            mismatch = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
             self.add("decode", "lerpnet", f"fused_pallas N={n} " + " ".join(f"{k}={v}" for k, v in launch.items()),
-                     "bfloat16", n * n * cfg.steps, self.time(fn, params, z, i, j))
+                     "bfloat16", n * n * cfg.steps, self.time(fn, params, z, i, j), first_call_s=first_call_s,
+                     bit_mismatch_vs_xla=mismatch)
+            self.write()
 
     def layers(self):
         b = self.cfg.layer_batch

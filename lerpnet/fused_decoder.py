@@ -9,8 +9,8 @@ only 4 KiB per shape is written.
 Backends (one `backend=` argument, as in lerpnet.interpolation):
 - "pallas": one Triton kernel (below). Each program owns an interpolant at a time: it lerps
   shifted 8^3 views of the two H rows, runs up1 as eight exact per-parity bf16 dots, keeps the
-  16^3 activation in a per-program scratch slot (global memory, L2-resident), runs up2 as 64 dots over
-  shifted views of it (one per (offset, source-parity) view, all 64 output phases at once), then
+  16^3 activation in a per-program scratch slot (global memory), loads each of up2's 64 shifted
+  views of it once and dots it with the weights of the output-phase groups that read it, then
   thresholds and packs in registers. A persistent grid of `programs` programs loops over the items.
 - "xla": the same math in one jit (sub-pixel convolutions from lerpnet.models, chunked with
   `lax.map`); the fast non-Pallas formulation and the Pallas kernel's correctness reference.
@@ -102,23 +102,42 @@ def lerp_decode_xla(params, z, i, j, *, steps: int = 11, activation: str = "relu
 # "pallas"
 
 
-def _pallas_weights(params):
-    """Regroup the transposed-conv kernels for the kernel's dots (bf16) and pad H by one voxel."""
-    dec = _decoder(params)
-    w1 = dec["up1"]["kernel"]  # (4,4,4,C0,C1); parity p, tap e use W[p + 2e] per axis
-    w1 = jnp.stack([jnp.stack([w1[pd + 2 * ed, ph + 2 * eh, pw + 2 * ew] for ed, eh, ew in _PARITIES])
-                    for pd, ph, pw in _PARITIES])  # (8 parities, 8 taps, C0, C1)
-    # sel[v, m, k] = 1 where up2's output phase m (= 2p + q within a 4-voxel block of the 32-grid)
-    # reads view v through tap k = q + 2e: source 16-grid offset p + q + e - 1 = 2c + q'.
+def _up2_selector() -> np.ndarray:
+    """sel[v, m, k] = 1 where up2's output phase m (= 2p + q within a 4-voxel block of the 32-grid)
+    reads view v through tap k = q + 2e: source 16-grid offset p + q + e - 1 = 2c + q' (per axis)."""
     sel = np.zeros((4, 4, 4), np.float32)
     for p, q, e in itertools.product((0, 1), repeat=3):
         src = p + q + e - 1
         sel[_VIEWS.index((src // 2, src % 2)), 2 * p + q, q + 2 * e] = 1.0
+    return sel
+
+
+def _group_views(split: int) -> list[tuple[int, ...]]:
+    """Per phase group along one axis (`split` groups of 4 // split phases): the views it reads."""
+    used = _up2_selector().any(axis=2)  # (view, phase)
+    size = 4 // split
+    return [tuple(int(v) for v in np.flatnonzero(used[:, h * size:(h + 1) * size].any(axis=1)))
+            for h in range(split)]
+
+
+def _pallas_weights(params, split: int):
+    """Regroup the transposed-conv kernels for the kernel's dots (bf16).
+
+    up2's weights are (split^2 phase groups, 64 views, C1, 64 / split^2 phases): the output phases
+    along d and h are cut into `split` groups each, so a group's dot skips the views it never reads.
+    """
+    dec = _decoder(params)
+    w1 = dec["up1"]["kernel"]  # (4,4,4,C0,C1); parity p, tap e use W[p + 2e] per axis
+    w1 = jnp.stack([jnp.stack([w1[pd + 2 * ed, ph + 2 * eh, pw + 2 * ew] for ed, eh, ew in _PARITIES])
+                    for pd, ph, pw in _PARITIES])  # (8 parities, 8 taps, C0, C1)
+    sel = _up2_selector()
     w2 = jnp.einsum("amk,bnl,cop,klpi->abcimno", sel, sel, sel, dec["up2"]["kernel"][..., 0])
-    c1 = w1.shape[-1]
+    c1, size = w1.shape[-1], 4 // split
+    # phases (md, mh, mw) -> (group hd, jd), (group hh, jh), mw
+    w2 = w2.reshape(64, c1, split, size, split, size, 4).transpose(2, 4, 0, 1, 3, 5, 6)
     return dict(w1=w1.astype(jnp.bfloat16), b1=dec["up1"]["bias"].astype(jnp.float32),
-                w2=w2.reshape(64, c1, 64).astype(jnp.bfloat16),
-                b2=jnp.broadcast_to(dec["up2"]["bias"].astype(jnp.float32), (64,)))
+                w2=w2.reshape(split * split, 64, c1, size * size * 4).astype(jnp.bfloat16),
+                b2=jnp.broadcast_to(dec["up2"]["bias"].astype(jnp.float32), (size * size * 4,)))
 
 
 def _bits3(idx, width: int):
@@ -142,14 +161,17 @@ def _accumulate(body, count: int, acc, pipelined: bool):
 
 
 def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch_in, out_ref, scratch_ref,
-                  *, steps, programs, rows, pipelined, interpret):
+                  *, steps, programs, rows, split, pipelined, interpret):
     # The item count is read at run time, not baked in, so one compiled kernel serves every N.
     g = pl.program_id(0)
     c0, c1 = w1_ref.shape[-2:]
+    cols = w2_ref.shape[-1]  # phases per group: (4 // split)^2 x 4
     n8, n3 = _GRID, _GRID**3
-    # bit (4*uw + mw) of output word [.., (ud, uh), (md, mh)] holds output voxel z = 4*uw + mw
-    r = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, 64), 0)
-    c = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, 64), 1)
+    groups = [(hd, hh) for hd in range(split) for hh in range(split)]
+    views = _group_views(split)
+    # bit (4*uw + mw) of output word [.., (ud, uh), group, (jd, jh)] holds output voxel z = 4*uw + mw
+    r = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, cols), 0)
+    c = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, cols), 1)
     shift = (4 * (r & (n8 - 1)) + (c & 3)).astype(jnp.uint32)
     barrier = (lambda: None) if interpret else pltriton.debug_barrier
 
@@ -179,21 +201,31 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
         jax.lax.fori_loop(0, 8, up1_parity, 0)
         barrier()
 
-        # up2: all 64 output phases of `rows` 8-grid slabs at once, one dot per shifted view.
+        # up2 for `rows` 8-grid slabs: each shifted view of the activation is loaded once and feeds
+        # one dot per phase group that reads it (all 64 phases at once when split = 1).
         def up2_slab(slab, carry):
             r0 = slab * rows
+            accs = tuple(jnp.zeros((rows * n8 * n8, cols), jnp.float32) for _ in groups)
+            for vd, vh in itertools.product(range(4), repeat=2):
+                (cd, qd), (ch, qh) = _view(vd), _view(vh)
+                readers = [gi for gi, (hd, hh) in enumerate(groups) if vd in views[hd] and vh in views[hh]]
 
-            def view(vidx, acc):
-                (cd, qd), (ch, qh), (cw, qw) = (_view(x) for x in _bits3(vidx, 2))
-                v = scratch_ref[g, 4 * qd + 2 * qh + qw, pl.ds(1 + cd + r0, rows), pl.ds(1 + ch, n8),
-                                pl.ds(1 + cw, n8), :]
-                return acc + jnp.dot(v.reshape(rows * n8 * n8, c1), w2_ref[vidx], preferred_element_type=jnp.float32)
+                def view(vw, accs, vd=vd, vh=vh, cd=cd, qd=qd, ch=ch, qh=qh, readers=readers):
+                    cw, qw = _view(vw)
+                    v = scratch_ref[g, 4 * qd + 2 * qh + qw, pl.ds(1 + cd + r0, rows), pl.ds(1 + ch, n8),
+                                    pl.ds(1 + cw, n8), :].reshape(rows * n8 * n8, c1)
+                    accs = list(accs)
+                    for gi in readers:
+                        w = w2_ref[gi, 16 * vd + 4 * vh + vw]
+                        accs[gi] = accs[gi] + jnp.dot(v, w, preferred_element_type=jnp.float32)
+                    return tuple(accs)
 
-            acc = _accumulate(view, 64, jnp.zeros((rows * n8 * n8, 64), jnp.float32), pipelined)
-            bits = ((acc + b2_ref[...][None, :]) > 0).astype(jnp.uint32) << shift
-            words = jnp.sum(bits.reshape(rows * n8, n8, 64), axis=1, dtype=jnp.uint32)
-            words = jnp.sum(words.reshape(rows * n8, 16, 4), axis=2, dtype=jnp.uint32)
-            out_ref[item, pl.ds(r0 * n8, rows * n8), :] = words
+                accs = _accumulate(view, 4, accs, pipelined)
+            for gi, acc in enumerate(accs):
+                bits = ((acc + b2_ref[...][None, :]) > 0).astype(jnp.uint32) << shift
+                words = jnp.sum(bits.reshape(rows * n8, n8, cols), axis=1, dtype=jnp.uint32)
+                words = jnp.sum(words.reshape(rows * n8, cols // 4, 4), axis=2, dtype=jnp.uint32)
+                out_ref[item, pl.ds(r0 * n8, rows * n8), gi, :] = words
             return carry
 
         jax.lax.fori_loop(0, n8 // rows, up2_slab, 0)
@@ -203,27 +235,31 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
     jax.lax.fori_loop(0, jax.lax.div(n_ref[0] - g + programs - 1, programs), item_body, 0)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "programs", "rows", "pipelined", "num_warps", "num_stages",
-                                             "interpret"))
-def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 264, rows: int = 4,
-                       pipelined: bool = False, num_warps: int = 8, num_stages: int = 1,
+@functools.partial(jax.jit, static_argnames=("steps", "programs", "rows", "split", "pipelined", "num_warps",
+                                             "num_stages", "interpret"))
+def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 528, rows: int = 4, split: int = 2,
+                       pipelined: bool = True, num_warps: int = 4, num_stages: int = 1,
                        interpret: bool = False) -> jax.Array:
     """The fused Triton kernel: relu activation, bf16 dots with float32 accumulation.
 
     Launch shape: `programs` persistent programs of `num_warps` warps; up2 in slabs of `rows` 8-grid
-    rows; `pipelined` makes the tap/view loops Triton loops that `num_stages` software-pipelines
-    (loads of the next view in flight during this view's dot) instead of unrolled code.
+    rows, its 64 output phases cut into split^2 groups (split = 2: 4.5x the useful up2 FLOPs
+    instead of 8x, same loads); `pipelined` makes the tap/view loops Triton loops that `num_stages`
+    software-pipelines instead of unrolled code (seconds to compile instead of a minute).
     """
+    if split not in (1, 2):
+        raise ValueError(f"split must be 1 or 2 (Triton dots need N >= 16), got {split}")
     h = jnp.pad(fc_rows(params, z), ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0))).astype(jnp.bfloat16)
-    w = _pallas_weights(params)
+    w = _pallas_weights(params, split)
     c1 = w["w1"].shape[-1]
     total = i.shape[0] * steps
+    size = 4 // split
     scratch = jnp.zeros((programs, 8, _GRID + 2, _GRID + 2, _GRID + 2, c1), jnp.bfloat16)
-    kernel = functools.partial(_fused_kernel, steps=steps, programs=programs, rows=rows, pipelined=pipelined,
-                               interpret=interpret)
+    kernel = functools.partial(_fused_kernel, steps=steps, programs=programs, rows=rows, split=split,
+                               pipelined=pipelined, interpret=interpret)
     words, _ = pl.pallas_call(
         kernel,
-        out_shape=(jax.ShapeDtypeStruct((total, _GRID * _GRID, 16), jnp.uint32),
+        out_shape=(jax.ShapeDtypeStruct((total, _GRID * _GRID, split * split, size * size), jnp.uint32),
                    jax.ShapeDtypeStruct(scratch.shape, scratch.dtype)),
         grid=(programs,),
         input_output_aliases={8: 1},
@@ -231,8 +267,8 @@ def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 264,
         interpret=interpret,
         name="lerp_decode",
     )(jnp.full((1,), total, jnp.int32), i.astype(jnp.int32), j.astype(jnp.int32), h, w["w1"], w["b1"], w["w2"], w["b2"], scratch)
-    # words [item, (ud, uh), (md, mh)] -> packed [item, x = 4 ud + md, y = 4 uh + mh]
-    words = words.reshape(-1, steps, _GRID, _GRID, 4, 4).transpose(0, 1, 2, 4, 3, 5)
+    # words [item, (ud, uh), (hd, hh), (jd, jh)] -> packed [item, x = 4 ud + size hd + jd, y = 4 uh + size hh + jh]
+    words = words.reshape(-1, steps, _GRID, _GRID, split, split, size, size).transpose(0, 1, 2, 4, 6, 3, 5, 7)
     return words.reshape(-1, steps, 32, 32)
 
 

@@ -71,14 +71,15 @@ def test_xla_backend_matches_reference():
 class TestPallasInterpret:
     """The Triton kernel run by the Pallas interpreter (CPU)."""
 
-    def test_matches_reference(self):
+    @pytest.mark.parametrize("split,pipelined", [(1, False), (2, True)])
+    def test_matches_reference(self, split, pipelined):
         if ON_GPU:
             pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
         model, params, z = _model_and_latents(3)
         i, j = jnp.array([0, 2]), jnp.array([1, 1])
         # 6 items over 4 programs: programs loop unevenly; rows=4 splits up2 into two slabs
         packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="pallas", interpret=True,
-                                           programs=4, rows=4)
+                                           programs=4, rows=4, split=split, pipelined=pipelined)
         _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
 
 
@@ -88,15 +89,16 @@ class TestPallasGPU:
     def test_matches_reference(self):
         model, params, z = _model_and_latents(7)
         i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(7), jnp.arange(7), indexing="ij"))
-        # 539 items over 264 programs: the persistent loop runs unevenly
-        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas", programs=264,
-                                           rows=4, num_warps=4)
+        # 539 items over 528 programs (the default launch): the persistent loop runs unevenly
+        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas")
         _check_against_reference(packed, _reference_logits(model, params, z, i, j, 11))
 
-    def test_equals_xla_backend_on_most_bits(self):
+    @pytest.mark.parametrize("split,num_warps", [(1, 4), (2, 2)])
+    def test_equals_xla_backend_on_most_bits(self, split, num_warps):
         model, params, z = _model_and_latents(6)
         i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(6), jnp.arange(6), indexing="ij"))
-        a = fused_decoder.lerp_decode(model, params, z, i, j, backend="pallas", programs=264, rows=4, num_warps=4)
+        a = fused_decoder.lerp_decode(model, params, z, i, j, backend="pallas", programs=264, rows=2,
+                                      split=split, num_warps=num_warps)
         b = fused_decoder.lerp_decode(model, params, z, i, j, backend="xla")
         assert float(jax.lax.population_count(a ^ b).sum()) / (a.size * 32) < 5e-3
 
@@ -107,7 +109,7 @@ def test_pallas_lowers_for_cuda_on_an_abstract_h100():
     i, j = jnp.array([0, 1]), jnp.array([2, 0])
     h100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
     with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h100)):
-        lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(p, z, i, j, steps=3, programs=2)
+        lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(p, z, i, j, steps=3, programs=2, rows=2)
                           ).trace(params, z, i, j).lower(lowering_platforms=("cuda",))
     text = lowered.as_text()
     assert "lerp_decode" in text and "triton" in text.lower()
