@@ -1,0 +1,84 @@
+"""All-pairs interpolation as a Mosaic GPU kernel that reads its latents from global memory.
+
+The same blocks and outputs as `lerp_smem`, but nothing is staged: every output row block is
+computed from latents loaded straight from global memory and stored straight back, once per (i, s).
+The study's "global memory" version (Table 2), kept for the comparison.
+
+Why `z_rows` (N, block_j, 64) is passed in: Mosaic GPU cannot broadcast one 64-wide row across
+`block_j` rows in registers, so XLA materialises each latent repeated `block_j` times (N * block_j
+rows, negligible beside the N^2 * steps output) and the kernel loads row i as one (block_j, 64) read.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import mosaic_gpu as plgpu
+
+from lerpnet.kernels.common import clamped_start, mosaic_interpret, pad_rows, step_weights
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "block_i", "block_j", "interpret"))
+def all_pairs(z: jax.Array, *, steps: int, block_i: int = 8, block_j: int = 16,
+              interpret: bool = False) -> jax.Array:
+    """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
+    n, d = z.shape
+    rows = max(block_i, block_j)
+    if n < rows:
+        return all_pairs(pad_rows(z, rows), steps=steps, block_i=block_i, block_j=block_j,
+                         interpret=interpret)[:n, :n]
+
+    @functools.partial(
+        plgpu.kernel,
+        out_type=jax.ShapeDtypeStruct((n, n, steps, d), z.dtype),
+        grid=(pl.cdiv(n, block_i), pl.cdiv(n, block_j)),
+        grid_names=("i", "j"),
+        interpret=mosaic_interpret(interpret),
+    )
+    def kernel(z_gmem, z_rows_gmem, out_gmem):
+        i0 = clamped_start("i", block_i, n)
+        j0 = clamped_start("j", block_j, n)
+
+        def write_row(k, carry):
+            ii, s = k // steps, k % steps
+            u, t = step_weights(s, steps)
+            x = z_rows_gmem[i0 + ii].astype(jnp.float32)
+            y = z_gmem[pl.ds(j0, block_j), :].astype(jnp.float32)
+            out_gmem[i0 + ii, pl.ds(j0, block_j), s, :] = (u * x + t * y).astype(z.dtype)
+            return carry
+
+        jax.lax.fori_loop(0, block_i * steps, write_row, None)
+
+    return kernel(z, jnp.broadcast_to(z[:, None, :], (n, block_j, d)))
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "block", "interpret"))
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, interpret: bool = False) -> jax.Array:
+    """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
+    p, d = a.shape
+    if p < block:
+        return pairs(pad_rows(a, block), pad_rows(b, block), steps=steps, block=block, interpret=interpret)[:p]
+
+    @functools.partial(
+        plgpu.kernel,
+        out_type=jax.ShapeDtypeStruct((p, steps, d), a.dtype),
+        grid=(pl.cdiv(p, block),),
+        grid_names=("p",),
+        interpret=mosaic_interpret(interpret),
+    )
+    def kernel(a_gmem, b_gmem, out_gmem):
+        p0 = clamped_start("p", block, p)
+
+        def write_step(s, carry):
+            u, t = step_weights(s, steps)
+            x = a_gmem[pl.ds(p0, block), :].astype(jnp.float32)
+            y = b_gmem[pl.ds(p0, block), :].astype(jnp.float32)
+            out_gmem[pl.ds(p0, block), s, :] = (u * x + t * y).astype(a.dtype)
+            return carry
+
+        jax.lax.fori_loop(0, steps, write_step, None)
+
+    return kernel(a, b)
