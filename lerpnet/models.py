@@ -1,23 +1,23 @@
 """The conv3d voxel autoencoder: 32^3 occupancy -> a 2x2x2x8 latent (64 numbers) -> 32^3 logits.
 
-Channels-last (NDHWC). The strided convolutions hold exactly the parameters of
-`flax.linen.Conv` / `flax.linen.ConvTranspose(padding='SAME')` (DHWIO kernels, `bias`), but by
-default run them in a sub-pixel formulation that XLA executes much faster:
+Channels-last (NDHWC). The strided layers hold exactly the parameters of `flax.linen.Conv` /
+`flax.linen.ConvTranspose(padding='SAME')` (DHWIO kernels, `bias`) but run them in formulations
+that XLA executes far faster than its lowering of strided / input-dilated convolutions (the plain
+Flax transposed convolution 16^3x32 -> 32^3x1 takes ~0.9 s per shape on this project's 2-core CPU):
 
-* a stride-s convolution is a space-to-depth of its padded input followed by a stride-1
-  convolution with ceil(k/s) taps per axis (the kernel regrouped, zero-filled where k < s*taps);
-* a stride-s transposed convolution is a stride-1 convolution producing s^3 times the channels
-  (one output channel group per output parity, the kernel regrouped the same way) followed by a
-  depth-to-space.
-
-XLA's own lowering of these strided and input-dilated convolutions is slow on CPU (the plain Flax
-transposed convolution 16^3x32 -> 32^3x1 takes ~0.6 s per shape on a 2-core CPU) and on GPU.
-`implementation="flax"` runs the plain Flax layers on the same parameters; tests hold the two equal.
+* "subpixel": a stride-s convolution is a space-to-depth of its padded input and a stride-1
+  convolution with ceil(k/s) taps per axis; a stride-s transposed convolution is a stride-1
+  convolution to s^3 x the channels (one group per output parity) and a depth-to-space.
+* "matmul" (used by "auto" where a layer has a single input or output channel, where it measured
+  faster on CPU): one matmul over the taps' shifted views (convolution), or one matmul giving every
+  input voxel's k^3 contributions, shifted and added per axis into the output parities (transposed).
+* "flax": the plain Flax layers on the same parameters, the reference the tests hold the others to.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 from jax import lax
 
-IMPLEMENTATIONS = ("subpixel", "flax")
+IMPLEMENTATIONS = ("auto", "subpixel", "flax")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "leaky_relu": nn.leaky_relu,
@@ -42,7 +42,7 @@ _DIMS = ("NDHWC", "DHWIO", "NDHWC")
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
-    """The default model: the 2018 study's widths, relu, no normalisation, sub-pixel convolutions."""
+    """The default model: the 2018 study's widths, relu, no normalisation, the fast formulations."""
     cfg = ml_collections.ConfigDict(
         dict(
             encoder_features=(32, 16),  # the two stride-2 convolutions: 32^3 -> 16^3 -> 8^3
@@ -51,7 +51,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
             kernel_size=4,
             activation="relu",
             norm="none",
-            implementation="subpixel",
+            implementation="auto",  # "auto" | "subpixel" | "flax" (see the module docstring)
             dtype="float32",  # compute dtype; parameters are always float32
         )
     )
@@ -59,85 +59,127 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
     return cfg
 
 
-def _param_groups(kernel_size: int, stride: int, pad_before: int, transposed: bool):
-    """Per-axis regrouping of a k-tap strided kernel into (taps, parity) for the stride-1 form.
+def _same_padding(n: int, k: int, stride: int, padding: str) -> tuple[int, int]:
+    """Output length and leading padding of `lax.conv_general_dilated` along one axis."""
+    if padding == "SAME":
+        out = -(-n // stride)
+        return out, max((out - 1) * stride + k - n, 0) // 2
+    return (n - k) // stride + 1, 0
 
-    Returns (select, lo, hi): `select[k, j, r] = 1` where original tap k feeds tap j of parity r
-    of the stride-1 kernel, and the (lo, hi) padding of the stride-1 convolution's input.
+
+def _space_to_depth(x: jax.Array, kernel_size: int, stride: int, padding: str) -> tuple[jax.Array, int, int]:
+    """Pad and regroup x so that the strided convolution becomes a stride-1 VALID one with `taps` taps.
+
+    y[m] = sum_k W[k] xpad[s*m + k] and k = s*q + r: tap q of the blocks' channel group r.
+    Returns the blocks (B, L, L, L, s^3*C) with channels (r1, r2, r3, c), the output length, taps.
     """
-    if transposed:
-        # y[s*m + r] = sum_k W[k] x[m + d], d = (r + k - pad_before) / s where that is an integer
-        # (lax.conv_transpose: the input dilated by s, padded by pad_before, correlated with W).
-        pairs = [(k, r, (r + k - pad_before) // stride) for r in range(stride) for k in range(kernel_size)
-                 if (r + k - pad_before) % stride == 0]
-        offsets = [d for _, _, d in pairs]
-        lo, hi = -min(offsets), max(offsets)
-        select = np.zeros((kernel_size, lo + hi + 1, stride), np.float32)
-        for k, r, d in pairs:
-            select[k, d + lo, r] = 1.0
-        return select, lo, hi
-    # y[m] = sum_k W[k] xp[s*m + k], k = s*q + r: tap q of the space-to-depth input's parity r.
+    b, n, cin = x.shape[0], x.shape[1], x.shape[-1]
+    out, lo = _same_padding(n, kernel_size, stride, padding)
     taps = -(-kernel_size // stride)
-    select = np.zeros((kernel_size, taps, stride), np.float32)
-    for k in range(kernel_size):
-        select[k, k // stride, k % stride] = 1.0
-    return select, 0, 0
+    length = stride * (out + taps - 1)
+    x = x[:, : length - lo, : length - lo, : length - lo]
+    x = jnp.pad(x, [(0, 0)] + [(lo, length - lo - x.shape[1])] * 3 + [(0, 0)])
+    blocks = length // stride
+    x = x.reshape(b, blocks, stride, blocks, stride, blocks, stride, cin)
+    return x.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, blocks, blocks, blocks, stride**3 * cin), out, taps
+
+
+def _blocked_kernel(kernel: jax.Array, stride: int) -> jax.Array:
+    """(k,k,k,I,O) -> (q, q, q, s^3*I, O) with w[q1,q2,q3,(r1,r2,r3,i),o] = W[s*q1+r1, ...] (0 past k)."""
+    k, cin, cout = kernel.shape[0], kernel.shape[3], kernel.shape[4]
+    taps = -(-k // stride)
+    w = jnp.pad(kernel, [(0, taps * stride - k)] * 3 + [(0, 0), (0, 0)])
+    w = w.reshape(taps, stride, taps, stride, taps, stride, cin, cout).transpose(0, 2, 4, 1, 3, 5, 6, 7)
+    return w.reshape(taps, taps, taps, stride**3 * cin, cout)
 
 
 def subpixel_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: str) -> jax.Array:
-    """`lax.conv_general_dilated(x, kernel, (s,)*3, padding)` (NDHWC, DHWIO) as space-to-depth + conv."""
-    k, cin, cout = kernel.shape[0], kernel.shape[3], kernel.shape[4]
-    b, n = x.shape[0], x.shape[1]
-    if padding == "SAME":
-        out = -(-n // stride)
-        total = max((out - 1) * stride + k - n, 0)
-        pad = (total // 2, total - total // 2)
-    else:
-        out = (n - k) // stride + 1
-        pad = (0, 0)
-    select, _, _ = _param_groups(k, stride, 0, transposed=False)
-    taps = select.shape[1]
-    length = stride * (out + taps - 1)  # what the regrouped stride-1 VALID convolution consumes
-    x = x[:, : length - pad[0], : length - pad[0], : length - pad[0]]
-    hi = length - pad[0] - x.shape[1]
-    x = jnp.pad(x, [(0, 0)] + [(pad[0], hi)] * 3 + [(0, 0)])
-    blocks = length // stride
-    x = x.reshape(b, blocks, stride, blocks, stride, blocks, stride, cin)
-    x = x.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, blocks, blocks, blocks, stride**3 * cin)
-    s = jnp.asarray(select, kernel.dtype)
-    # w[q1, q2, q3, (r1, r2, r3, i), o] = W[s*q1 + r1, s*q2 + r2, s*q3 + r3, i, o] (0 past k).
-    w = jnp.einsum("adgio,abc,deh,gjk->bejchkio", kernel, s, s, s)
-    w = w.reshape(taps, taps, taps, stride**3 * cin, cout)
-    if taps == 1:  # kernel size == stride: a plain matmul over blocks
-        return jnp.einsum("bxyzi,io->bxyzo", x, w[0, 0, 0])
-    return lax.conv_general_dilated(x, w, (1, 1, 1), "VALID", dimension_numbers=_DIMS)
+    """`lax.conv_general_dilated(x, kernel, (s,)*3, padding)` (NDHWC, DHWIO): space-to-depth + stride-1 conv."""
+    blocks, _, _ = _space_to_depth(x, kernel.shape[0], stride, padding)
+    return lax.conv_general_dilated(blocks, _blocked_kernel(kernel, stride), (1, 1, 1), "VALID", dimension_numbers=_DIMS)
+
+
+def matmul_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: str) -> jax.Array:
+    """The same convolution as one matmul over patches (the taps' shifted views of the blocks, side by side)."""
+    blocks, out, taps = _space_to_depth(x, kernel.shape[0], stride, padding)
+    patches = jnp.concatenate([blocks[:, a:a + out, b:b + out, c:c + out]
+                               for a, b, c in itertools.product(range(taps), repeat=3)], axis=-1)
+    w = _blocked_kernel(kernel, stride).reshape(-1, kernel.shape[-1])
+    return jnp.einsum("bxyzi,io->bxyzo", patches, w)
+
+
+def _transposed_taps(kernel_size: int, stride: int) -> list[tuple[int, int, int]]:
+    """(tap k, output parity r, input offset d) per axis of `lax.conv_transpose(..., 'SAME')`.
+
+    lax.conv_transpose correlates W with the input dilated by s and padded by `before`, so
+    y[s*m + r] = sum_k W[k] x[m + d] with d = (r + k - before) / s wherever that is an integer.
+    """
+    before = kernel_size - 1 if stride > kernel_size - 1 else -(-(kernel_size + stride - 2) // 2)
+    return [(k, r, (r + k - before) // stride) for r in range(stride) for k in range(kernel_size)
+            if (r + k - before) % stride == 0]
+
+
+def _depth_to_space(y: jax.Array, stride: int) -> jax.Array:
+    """(B, n, n, n, s, s, s, C) with parities after the position -> (B, s*n, s*n, s*n, C)."""
+    b, n, c = y.shape[0], y.shape[1], y.shape[-1]
+    return y.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, n * stride, n * stride, n * stride, c)
 
 
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """`lax.conv_transpose(x, kernel, (s,)*3, 'SAME')` (NDHWC, DHWIO) as conv + depth-to-space."""
+    """`lax.conv_transpose(x, kernel, (s,)*3, 'SAME')` (NDHWC, DHWIO): a stride-1 conv to s^3 x channels
+    (one group per output parity), then depth-to-space."""
     k, cin, cout = kernel.shape[0], kernel.shape[3], kernel.shape[4]
     b, n = x.shape[0], x.shape[1]
-    pad_len = k + stride - 2  # lax._conv_transpose_padding for 'SAME'
-    pad_before = k - 1 if stride > k - 1 else -(-pad_len // 2)
-    select, lo, hi = _param_groups(k, stride, pad_before, transposed=True)
-    taps = select.shape[1]
-    s = jnp.asarray(select, kernel.dtype)
-    # w[j1, j2, j3, i, r1, r2, r3, o] = W[k1, k2, k3, i, o] where tap k_a feeds (j_a, r_a).
-    w = jnp.einsum("adgio,abc,deh,gjk->bejichko", kernel, s, s, s)
-    w = w.reshape(taps, taps, taps, cin, stride**3 * cout)
+    pairs = _transposed_taps(k, stride)
+    lo, hi = -min(d for _, _, d in pairs), max(d for _, _, d in pairs)
+    select = np.zeros((k, lo + hi + 1, stride), np.float32)  # select[k, j, r]: tap k feeds (tap j, parity r)
+    for kk, r, d in pairs:
+        select[kk, d + lo, r] = 1.0
+    sel = jnp.asarray(select, kernel.dtype)
+    w = jnp.einsum("adgio,abc,deh,gjk->bejichko", kernel, sel, sel, sel).reshape(
+        lo + hi + 1, lo + hi + 1, lo + hi + 1, cin, stride**3 * cout)
     y = lax.conv_general_dilated(x, w, (1, 1, 1), [(lo, hi)] * 3, dimension_numbers=_DIMS)
-    y = y.reshape(b, n, n, n, stride, stride, stride, cout)
-    return y.transpose(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, n * stride, n * stride, n * stride, cout)
+    return _depth_to_space(y.reshape(b, n, n, n, stride, stride, stride, cout), stride)
+
+
+def _shift(a: jax.Array, d: int, axis: int) -> jax.Array:
+    """a[m + d] along `axis`, zero where m + d falls outside."""
+    if d == 0:
+        return a
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (max(-d, 0), max(d, 0))
+    return lax.slice_in_dim(jnp.pad(a, pad), max(d, 0), max(d, 0) + a.shape[axis], axis=axis)
+
+
+def matmul_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """The same transposed convolution as one matmul (every input voxel's k^3 x O contributions), then
+    per axis a shift-and-add of the taps into the output parities, then depth-to-space."""
+    k, cin, cout = kernel.shape[0], kernel.shape[3], kernel.shape[4]
+    b, n = x.shape[0], x.shape[1]
+    y = jnp.einsum("bxyzi,ijklo->bxyzjklo", x, kernel.transpose(3, 0, 1, 2, 4))  # (B, n, n, n, k, k, k, O)
+    pairs = _transposed_taps(k, stride)
+    for axis in range(3):  # taps of spatial axis 1 + axis sit at 4 + axis; replace them by parities
+        parity = [sum(_shift(lax.index_in_dim(y, kk, 4 + axis, keepdims=False), d, 1 + axis)
+                      for kk, rr, d in pairs if rr == r) for r in range(stride)]
+        y = jnp.stack(parity, axis=4 + axis)
+    return _depth_to_space(y, stride)
+
+
+def _layer_implementation(implementation: str, cin: int, cout: int) -> str:
+    """"auto": matmul where one side has a single channel (measured faster there on CPU), else subpixel."""
+    if implementation == "auto":
+        return "matmul" if min(cin, cout) == 1 else "subpixel"
+    return implementation
 
 
 class StridedConv(nn.Module):
-    """A 3D convolution with `flax.linen.Conv`'s parameters, run plainly or sub-pixel."""
+    """A 3D convolution holding `flax.linen.Conv`'s parameters, run in the chosen formulation."""
 
     features: int
     kernel_size: int
     stride: int
     padding: str = "SAME"
-    implementation: str = "subpixel"
+    implementation: str = "auto"
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -146,19 +188,21 @@ class StridedConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
-        if self.implementation == "flax":
+        impl = _layer_implementation(self.implementation, x.shape[-1], self.features)
+        if impl == "flax":
             layer = nn.Conv(self.features, (k, k, k), (self.stride,) * 3, self.padding, dtype=self.dtype)
             return layer.apply({"params": {"kernel": kernel, "bias": bias}}, x)
-        return subpixel_conv(x, kernel, self.stride, self.padding) + bias
+        conv = matmul_conv if impl == "matmul" else subpixel_conv
+        return conv(x, kernel, self.stride, self.padding) + bias
 
 
 class StridedConvTranspose(nn.Module):
-    """A 3D transposed convolution with `flax.linen.ConvTranspose(padding='SAME')`'s parameters."""
+    """A 3D transposed convolution holding `flax.linen.ConvTranspose(padding='SAME')`'s parameters."""
 
     features: int
     kernel_size: int
     stride: int
-    implementation: str = "subpixel"
+    implementation: str = "auto"
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -167,10 +211,12 @@ class StridedConvTranspose(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
-        if self.implementation == "flax":
+        impl = _layer_implementation(self.implementation, x.shape[-1], self.features)
+        if impl == "flax":
             layer = nn.ConvTranspose(self.features, (k, k, k), (self.stride,) * 3, "SAME", dtype=self.dtype)
             return layer.apply({"params": {"kernel": kernel, "bias": bias}}, x)
-        return subpixel_conv_transpose(x, kernel, self.stride) + bias
+        conv_transpose = matmul_conv_transpose if impl == "matmul" else subpixel_conv_transpose
+        return conv_transpose(x, kernel, self.stride) + bias
 
 
 def _norm(kind: str, name: str, dtype) -> Callable[[jax.Array], jax.Array]:
