@@ -34,7 +34,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.xla_max_n = 50  # the xla backend is timed up to this N only (it is the slower one)
     # the launch for Algorithm 1: the H100 sweep's best shape (bench_model_sweep_run2.md), grouped up2,
     # loop form (compiles in seconds; the unrolled form takes about a minute per problem size)
-    cfg.pallas = ml_collections.ConfigDict(dict(programs=528, rows=4, num_warps=4, split=2, pipelined=True))
+    cfg.pallas = ml_collections.ConfigDict(dict(programs=528, rows=4, num_warps=4, split=1, pipelined=True))
     # against it, at N = fused_n[0], decode only: dense up2 (split=1), more and smaller programs, and the
     # unrolled forms -- (528, 4, 4, 1, False) is the run-3 kernel
     cfg.pallas_sweep = tuple(

@@ -28,8 +28,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     # Wider layers than the 2018 study's (the latent stays 2x2x2x8 = 64 numbers): on the short GPU run
     # (results/train/explore/) they reached validation IoU 0.70 where the study's widths plateaued at 0.69.
     config.model.update(encoder_features=(64, 128), decoder_features=(64, 64))
-    config.train.update(batch_size=128, num_steps=24000, learning_rate=2e-3, warmup_steps=500, log_every=200,
-                        eval_every=1000, checkpoint_every=2000, eval_batch_size=128, num_reconstructions=12)
+    config.train.update(batch_size=128, num_steps=6000, learning_rate=2e-3, warmup_steps=500, log_every=200,
+                        eval_every=500, checkpoint_every=1000, eval_batch_size=128, num_reconstructions=12)
     if variant == "smoke":
         config.data.update(num_shapes=48, rotations="canonical")
         default.smoke(config)

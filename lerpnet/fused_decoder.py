@@ -237,7 +237,7 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
 
 @functools.partial(jax.jit, static_argnames=("steps", "programs", "rows", "split", "pipelined", "num_warps",
                                              "num_stages", "interpret"))
-def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 528, rows: int = 4, split: int = 2,
+def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 528, rows: int = 4, split: int = 1,
                        pipelined: bool = True, num_warps: int = 4, num_stages: int = 1,
                        interpret: bool = False) -> jax.Array:
     """The fused Triton kernel: relu activation, bf16 dots with float32 accumulation.
@@ -245,7 +245,9 @@ def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 528,
     Launch shape: `programs` persistent programs of `num_warps` warps; up2 in slabs of `rows` 8-grid
     rows, its 64 output phases cut into split^2 groups (split = 2: 4.5x the useful up2 FLOPs
     instead of 8x, same loads); `pipelined` makes the tap/view loops Triton loops that `num_stages`
-    software-pipelines instead of unrolled code (seconds to compile instead of a minute).
+    software-pipelines instead of unrolled code (seconds to compile instead of a minute). The defaults
+    are the fastest launch measured on an H100 (results/perf/nvidia_h100_80gb_hbm3/bench_model_run4.md):
+    split = 2 saves FLOPs but lost there, so the kernel is load-bound, not FLOP-bound.
     """
     if split not in (1, 2):
         raise ValueError(f"split must be 1 or 2 (Triton dots need N >= 16), got {split}")

@@ -19,8 +19,11 @@ def test_conv_transpose_formulations_equal_flax(formulation, cin, cout):
     x = jax.random.normal(jax.random.key(cin), (2, 6, 6, 6, cin))
     params = layer.init(jax.random.key(1), x)
     params = jax.tree.map(lambda a: jax.random.normal(jax.random.key(a.ndim), a.shape), params)
-    want = layer.apply(params, x)
-    got = fast_layers.CONV_TRANSPOSE[formulation](x, params["params"]["kernel"], params["params"]["bias"])
+    # Full float32 arithmetic: on the GPU the default lets convolutions round operands to TF32,
+    # differently in each formulation.
+    with jax.default_matmul_precision("highest"):
+        want = layer.apply(params, x)
+        got = fast_layers.CONV_TRANSPOSE[formulation](x, params["params"]["kernel"], params["params"]["bias"])
     assert got.shape == want.shape
     assert jnp.linalg.norm(got - want) / jnp.linalg.norm(want) < 1e-5
 

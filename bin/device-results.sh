@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU results of this repository, as run on the lent H100 (this workplace's `device` tool, with
+# carry=[".whl", ".carry"]); each part leaves a tarball under $OUT that is unpacked into results/.
+# Several parts may follow each other in one call; `wall` reuses the run that `train_and_interpolate` left.
+#   bash bin/device-results.sh train_and_interpolate   # ModelNet training, then Algorithm 1 at N=50/200
+#   bash bin/device-results.sh wall                    # Algorithm 1 at N=1000, timed
+#   bash bin/device-results.sh bench                   # compiled fused-decoder tests, model benchmark
+set -uo pipefail
+source bin/device-env.sh
+mkdir -p runs
+RUN=runs/modelnet_chairs
+interp() {  # variant workdir [flags...]
+  local variant=$1 dir=$2; shift 2
+  python3 -m experiments.interpolate --config=configs/interpolate.py:"$variant" --workdir="$dir" \
+    --config.checkpoint_dir="$RUN" "$@" 2>&1 | grep -v "^[IW]1" | tail -15
+}
+collect() {  # tarball dir...
+  local name=$1; shift
+  tar czf "$OUT/$name.tgz" --exclude='blocks' --exclude='*.npz' "$@" 2>/dev/null
+  ls -la "$OUT/$name.tgz"
+}
+for part in "${@:?name the parts to run}"; do
+case "$part" in
+  train_and_interpolate)
+    rm -rf "$RUN" runs/train_out runs/interp_n50 runs/interp_n200; mkdir -p runs/train_out
+    OUT=runs/train_out SKIP_ENV=1 LIMIT="${TRAIN_LIMIT:-330}" bash results/train/run_gpu.sh | tail -30
+    collect train runs/train_out
+    interp modelnet_study runs/interp_n50
+    interp modelnet_chairs runs/interp_n200
+    collect interp runs/interp_n50 runs/interp_n200
+    ;;
+  wall)
+    interp modelnet_wall runs/interp_n1000 --config.timing.repeats=1
+    collect wall runs/interp_n1000
+    ;;
+  bench)
+    timeout 100 python3 -m pytest tests/test_fused_decoder.py -q -p no:cacheprovider -rA \
+      2>&1 | tee "$OUT/gpu_tests_fused.log" | tail -4
+    timeout 290 python3 -m experiments.bench_model --config=configs/bench_model.py --output_dir=runs/perf \
+      > runs/perf_bench.log 2>&1
+    cp runs/perf_bench.log runs/perf/ 2>/dev/null
+    collect perf runs/perf
+    ;;
+esac
+done
