@@ -172,6 +172,14 @@ def _layer_implementation(implementation: str, cin: int, cout: int) -> str:
     return implementation
 
 
+def _declare_params(module: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The input, kernel (DHWIO, as flax's Conv and ConvTranspose hold it) and bias in the compute dtype."""
+    k = module.kernel_size
+    kernel = module.param("kernel", nn.initializers.lecun_normal(), (k, k, k, x.shape[-1], module.features))
+    bias = module.param("bias", nn.initializers.zeros_init(), (module.features,))
+    return x.astype(module.dtype), kernel.astype(module.dtype), bias.astype(module.dtype)
+
+
 class StridedConv(nn.Module):
     """A 3D convolution holding `flax.linen.Conv`'s parameters, run in the chosen formulation."""
 
@@ -185,9 +193,7 @@ class StridedConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
+        x, kernel, bias = _declare_params(self, x)
         impl = _layer_implementation(self.implementation, x.shape[-1], self.features)
         if impl == "flax":
             layer = nn.Conv(self.features, (k, k, k), (self.stride,) * 3, self.padding, dtype=self.dtype)
@@ -208,9 +214,7 @@ class StridedConvTranspose(nn.Module):
     @nn.compact
     def __call__(self, x):
         k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
+        x, kernel, bias = _declare_params(self, x)
         impl = _layer_implementation(self.implementation, x.shape[-1], self.features)
         if impl == "flax":
             layer = nn.ConvTranspose(self.features, (k, k, k), (self.stride,) * 3, "SAME", dtype=self.dtype)
