@@ -29,8 +29,9 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from lerpnet import models
+from lerpnet import interpolation, models
 from lerpnet.bitpack import pack_voxels
+from lerpnet.kernels.common import step_weights
 
 BACKENDS = ("pallas", "xla", "reference")
 _GRID = 8  # the decoder's first spatial grid (8^3); up1 -> 16^3, up2 -> 32^3
@@ -38,11 +39,6 @@ _GRID = 8  # the decoder's first spatial grid (8^3); up1 -> 16^3, up2 -> 32^3
 # (plane q' of the 8^3 grid holds 16-grid positions 2u + q'), are (8-grid shift c, plane q') per axis:
 _VIEWS = ((-1, 1), (0, 0), (0, 1), (1, 0))
 _PARITIES = tuple(itertools.product((0, 1), repeat=3))
-
-
-def interpolation_weights(steps: int) -> jax.Array:
-    """t_s = s / (steps - 1), as lerpnet.interpolation defines them."""
-    return jnp.arange(steps, dtype=jnp.float32) / (steps - 1)
 
 
 def _decoder(params) -> dict:
@@ -67,10 +63,8 @@ def fc_rows(params, z: jax.Array) -> jax.Array:
 
 def lerp_decode_reference(model: models.Autoencoder, params, z, i, j, *, steps: int = 11) -> jax.Array:
     """Unfused: interpolated latents -> Autoencoder.decode -> logits > 0 -> packed (P, steps, 32, 32)."""
-    t = interpolation_weights(steps)[None, :, None]
-    zf = z.reshape(z.shape[0], -1).astype(jnp.float32)
-    lat = (1 - t) * zf[i][:, None] + t * zf[j][:, None]
-    logits = model.apply(params, lat.reshape(-1, 2, 2, 2, zf.shape[1] // 8), method=models.Autoencoder.decode)
+    lat = interpolation.interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, backend="jnp")
+    logits = model.apply(params, lat.reshape(-1, *z.shape[1:]), method=models.Autoencoder.decode)
     return pack_voxels(logits > 0).reshape(len(i), steps, 32, 32)
 
 
@@ -81,13 +75,13 @@ def lerp_decode_xla(params, z, i, j, *, steps: int = 11, activation: str = "relu
     dec = _decoder(params)
     act = models.ACTIVATIONS[activation]
     h = fc_rows(params, z)
-    t = interpolation_weights(steps)[None, :, None, None, None, None]
+    u, t = (w[None, :, None, None, None, None] for w in step_weights(jnp.arange(steps), steps))
     p = i.shape[0]
     pad = -p % chunk
     ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
 
     def one_chunk(ij_c):
-        x = act((1 - t) * h[ij_c[:, 0]][:, None] + t * h[ij_c[:, 1]][:, None])
+        x = act(u * h[ij_c[:, 0]][:, None] + t * h[ij_c[:, 1]][:, None])
         x = x.reshape(-1, *h.shape[1:]).astype(dtype)
         for name in ("up1", "up2"):
             kernel = dec[name]["kernel"].astype(dtype)
@@ -178,7 +172,7 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
     def item_body(k, carry):
         item = g + k * programs
         pair, s = jax.lax.div(item, steps), jax.lax.rem(item, steps)
-        t = s.astype(jnp.float32) / (steps - 1)
+        u, t = step_weights(s, steps)
         zi, zj = i_ref[pair], j_ref[pair]
 
         # up1: per output parity, eight taps over shifted 8^3 views of relu(lerp(H_i, H_j)).
@@ -190,7 +184,7 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
                 view = (pl.ds(pd + ed, n8), pl.ds(ph + eh, n8), pl.ds(pw + ew, n8), slice(None))
                 hi = h_ref[(zi, *view)].astype(jnp.float32)
                 hj = h_ref[(zj, *view)].astype(jnp.float32)
-                x = jnp.maximum((1 - t) * hi + t * hj, 0.0).astype(jnp.bfloat16).reshape(n3, c0)
+                x = jnp.maximum(u * hi + t * hj, 0.0).astype(jnp.bfloat16).reshape(n3, c0)
                 return acc + jnp.dot(x, w1_ref[pidx, eidx], preferred_element_type=jnp.float32)
 
             acc = _accumulate(tap, 8, jnp.zeros((n3, c1), jnp.float32), pipelined)

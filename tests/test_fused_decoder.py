@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import fast_layers, fused_decoder, models
+from lerpnet import fast_layers, fused_decoder, interpolation, models
 from lerpnet.bitpack import unpack_voxels
 
 ON_GPU = jax.default_backend() == "gpu"
@@ -38,9 +38,7 @@ def _model_and_latents(n):
 
 
 def _reference_logits(model, params, z, i, j, steps):
-    t = fused_decoder.interpolation_weights(steps)[None, :, None]
-    zf = z.reshape(z.shape[0], -1)
-    lat = ((1 - t) * zf[i][:, None] + t * zf[j][:, None]).reshape(-1, 2, 2, 2, 8)
+    lat = interpolation.interpolate_pairs(z, i, j, steps=steps, backend="jnp").reshape(-1, 2, 2, 2, 8)
     return model.apply(params, lat, method=models.Autoencoder.decode).reshape(len(i), steps, 32, 32, 32)
 
 
