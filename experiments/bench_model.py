@@ -26,7 +26,7 @@ import optax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import fast_layers, fused_decoder, models, timing
+from lerpnet import fast_layers, fused_decoder, losses, models, timing
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/bench_model.py", "Benchmark config.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/perf", "Results go to <output_dir>/<device>/.")
@@ -49,15 +49,13 @@ def random_voxels(key, n: int, occupancy: float) -> jax.Array:
     return (jax.random.uniform(key, (n, 32, 32, 32)) < occupancy).astype(jnp.float32)
 
 
-def weighted_bce(logits, targets, pos_weight: float):
-    """Mean binary cross-entropy with positives weighted (torch's `pos_weight`)."""
-    w = 1.0 + (pos_weight - 1.0) * targets
-    return jnp.mean(w * optax.sigmoid_binary_cross_entropy(logits, targets))
-
-
 def make_train_step(model, tx, pos_weight: float):
+    """Adam on lerpnet's weighted BCE (torch's `pos_weight`), without training's augmentation, as
+    experiments/torch_autoencoder.py does it."""
+    loss_cfg = losses.loss_config(name="bce", pos_weight=pos_weight)
+
     def loss_fn(params, x):
-        return weighted_bce(model.apply(params, x), x, pos_weight)
+        return jnp.mean(losses.voxel_loss(model.apply(params, x), x, loss_cfg))
 
     @jax.jit
     def step(state, x):
