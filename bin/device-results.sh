@@ -5,6 +5,8 @@
 #   bash bin/device-results.sh train_and_interpolate   # ModelNet training, then Algorithm 1 at N=50/200
 #   bash bin/device-results.sh wall                    # Algorithm 1 at N=1000, timed
 #   bash bin/device-results.sh bench                   # compiled fused-decoder tests, model benchmark
+#   bash bin/device-results.sh sweep                   # interpolation size sweep (results/sweep_sizes/)
+#   bash bin/device-results.sh profile                 # Nsight Compute profile of the fused decoder kernel
 set -uo pipefail
 source bin/device-env.sh
 mkdir -p runs
@@ -40,6 +42,24 @@ case "$part" in
       > runs/perf_bench.log 2>&1
     cp runs/perf_bench.log runs/perf/ 2>/dev/null
     collect perf runs/perf
+    ;;
+  sweep)
+    rm -rf runs/sweep
+    timeout "${SWEEP_LIMIT:-400}" python3 -m experiments.sweep_sizes --config=configs/sweep.py --workdir=runs/sweep \
+      > runs/sweep.log 2>&1; tail -3 runs/sweep.log
+    cp runs/sweep.log runs/sweep/*/ 2>/dev/null
+    collect sweep runs/sweep
+    ;;
+  profile)  # hardware counters need --clock-control none here; XLA's command buffers (CUDA graphs) are off
+    rm -rf runs/profile; mkdir -p runs/profile
+    XLA_FLAGS=--xla_gpu_enable_command_buffer= timeout "${PROFILE_LIMIT:-300}" ncu --clock-control none --target-processes all \
+      -k regex:lerp_decode --launch-count 1 --set full -f -o runs/profile/fused_decoder \
+      python3 -m experiments.bench_model --config=configs/bench_model.py:profile --output_dir=runs/profile \
+      > runs/profile/ncu.log 2>&1; tail -5 runs/profile/ncu.log
+    ncu --import runs/profile/fused_decoder.ncu-rep --page details --csv > runs/profile/details.csv 2>&1
+    ncu --import runs/profile/fused_decoder.ncu-rep --page details > runs/profile/details.txt 2>&1
+    head -c 3000 runs/profile/details.txt
+    collect profile runs/profile
     ;;
 esac
 done

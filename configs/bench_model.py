@@ -68,11 +68,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         cfg.copy_bytes = 1 << 16
         cfg.repeats = 2
         cfg.warmup = 1
-    elif variant == "profile":  # under ncu: the first launch of each of two kernel variants, N = 20
+    elif variant == "profile":  # under ncu (bin/device-results.sh profile): the default launch, N = 50
         cfg.parts = ("pallas_sweep",)
-        cfg.fused_n = (20,)
-        cfg.pallas_sweep = (dict(pipelined=False), dict(pipelined=True, num_stages=3))
-        # (ncu 2025.3 segfaulted profiling jax 0.11.2 on the H100, 2026-11-25)
+        cfg.pallas_sweep = (dict(cfg.pallas),)
         cfg.repeats, cfg.warmup = 1, 0
     elif variant == "sweep":  # the kernel launch shapes and the layer formulations only (run 2)
         cfg.parts = ("ceilings", "pallas_sweep", "layers")
