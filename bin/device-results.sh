@@ -5,6 +5,7 @@
 #   bash bin/device-results.sh train_and_interpolate   # ModelNet training, then Algorithm 1 at N=50/200
 #   bash bin/device-results.sh wall                    # Algorithm 1 at N=1000, timed
 #   bash bin/device-results.sh bench                   # compiled fused-decoder tests, model benchmark
+#   bash bin/device-results.sh bench_sweep             # bench_model's :sweep variant (launch shapes, ablation)
 #   bash bin/device-results.sh sweep                   # interpolation size sweep (results/sweep_sizes/)
 #   bash bin/device-results.sh profile                 # Nsight Compute profile of the fused decoder kernel
 set -uo pipefail
@@ -43,6 +44,12 @@ case "$part" in
     cp runs/perf_bench.log runs/perf/ 2>/dev/null
     collect perf runs/perf
     ;;
+  bench_sweep)  # launch shapes, lerp-once, stage ablation, Algorithm 1 both ways, decoder forms, layers
+    timeout "${BENCH_LIMIT:-330}" python3 -m experiments.bench_model --config=configs/bench_model.py:sweep \
+      --output_dir=runs/perf_sweep > runs/perf_sweep.log 2>&1; tail -2 runs/perf_sweep.log
+    cp runs/perf_sweep.log runs/perf_sweep/ 2>/dev/null
+    collect perf_sweep runs/perf_sweep
+    ;;
   sweep)
     rm -rf runs/sweep
     timeout "${SWEEP_LIMIT:-400}" python3 -m experiments.sweep_sizes --config=configs/sweep.py --workdir=runs/sweep \
@@ -50,15 +57,31 @@ case "$part" in
     cp runs/sweep.log runs/sweep/*/ 2>/dev/null
     collect sweep runs/sweep
     ;;
-  profile)  # hardware counters need --clock-control none here; XLA's command buffers (CUDA graphs) are off
+  profile)  # the fused kernel: registers and spills (ptxas -v on XLA's dump) of each launch in $LAUNCHES,
+            # then ncu's main sections for the first (--clock-control none here; compiled first into a
+            # persistent cache, so that ncu sees no compile)
     rm -rf runs/profile; mkdir -p runs/profile
-    XLA_FLAGS=--xla_gpu_enable_command_buffer= timeout "${PROFILE_LIMIT:-300}" ncu --clock-control none --target-processes all \
-      -k regex:lerp_decode --launch-count 1 --set full -f -o runs/profile/fused_decoder \
-      python3 -m experiments.bench_model --config=configs/bench_model.py:profile --output_dir=runs/profile \
-      > runs/profile/ncu.log 2>&1; tail -5 runs/profile/ncu.log
-    ncu --import runs/profile/fused_decoder.ncu-rep --page details --csv > runs/profile/details.csv 2>&1
-    ncu --import runs/profile/fused_decoder.ncu-rep --page details > runs/profile/details.txt 2>&1
-    head -c 3000 runs/profile/details.txt
+    for launch in ${LAUNCHES:-rows=4,num_warps=4}; do
+      dump=runs/profile/dump
+      XLA_FLAGS="--xla_dump_to=$dump" python3 bin/compile_fused.py "$launch" 4 2>&1 | grep -v "^[IW]1"
+      for f in $(grep -rl "lerp_decode" "$dump" | grep -i "ptx"); do ptxas -arch=sm_90a -v "$f" -o /dev/null 2>&1; done \
+        | grep -v "^ptxas info    : Function properties\|bytes stack frame, 0 bytes spill" | sed "s/^/$launch: /" >> runs/profile/ptxas.txt
+      rm -rf "$dump"
+    done
+    grep -h -B1 "Used" runs/profile/ptxas.txt | grep -A1 "lerp_decode" | head -20
+    first=${LAUNCHES%% *}; first=${first:-rows=4,num_warps=4}
+    export XLA_FLAGS=--xla_gpu_enable_command_buffer= JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache \
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+    python3 bin/compile_fused.py "$first" 50 2>&1 | grep -v "^[IW]1"
+    timeout "${PROFILE_LIMIT:-150}" ncu --clock-control none --target-processes all -k regex:lerp_decode \
+      --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+      --section LaunchStats --section ComputeWorkloadAnalysis --section WarpStateStats -f -o runs/profile/fused_decoder \
+      python3 bin/compile_fused.py "$first" 50 > runs/profile/ncu.log 2>&1; tail -3 runs/profile/ncu.log
+    unset XLA_FLAGS JAX_COMPILATION_CACHE_DIR
+    if [ -f runs/profile/fused_decoder.ncu-rep ]; then
+      ncu --import runs/profile/fused_decoder.ncu-rep --page details > runs/profile/details.txt 2>&1
+      grep -E "Throughput|Hit Rate|Occupancy|Registers|Duration|Block Limit|Stall|Warp Cycles|Eligible|Issued" runs/profile/details.txt | head -60
+    fi
     collect profile runs/profile
     ;;
 esac

@@ -68,18 +68,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         cfg.copy_bytes = 1 << 16
         cfg.repeats = 2
         cfg.warmup = 1
-    elif variant == "profile":  # under ncu (bin/device-results.sh profile): the default launch, N = 50
-        cfg.parts = ("pallas_sweep",)
-        cfg.pallas_sweep = (dict(cfg.pallas),)
-        cfg.repeats, cfg.warmup = 1, 0
-    elif variant == "sweep":  # the kernel launch shapes and the layer formulations only (run 2)
-        cfg.parts = ("ceilings", "pallas_sweep", "layers")
-        cfg.time_budget_s = 150.0
+    elif variant == "sweep":  # kernel launch shapes, lerp-once, the stage ablation, decoder forms (run 5)
+        cfg.parts = ("ceilings", "pallas_sweep", "fused", "decode", "layers")
+        cfg.time_budget_s = 420.0
+        cfg.fused_backends = ("pallas",)
+        cfg.model_variants = (("subpixel", "float32"), ("auto", "float32"), ("subpixel", "bfloat16"),
+                              ("auto", "bfloat16"))
+        base = dict(cfg.pallas)
         cfg.pallas_sweep = tuple(
-            dict(programs=p, rows=r, num_warps=w, split=1, pipelined=pipe, num_stages=st)
-            for p, r, w, pipe, st in [(264, 4, 8, False, 1), (264, 4, 8, True, 2), (264, 4, 8, True, 3),
-                                      (528, 2, 4, True, 3), (132, 8, 8, True, 3), (528, 4, 4, False, 1),
-                                      (264, 2, 4, False, 1), (132, 8, 16, True, 2)])
+            [base | dict(lerp_once=lo) for lo in (False, True)]
+            + [base | dict(stages=st) for st in (("up1",), ("up2",), ())]  # where the time goes
+            + [base | dict(lerp_once=True, programs=p, rows=r, num_warps=w)
+               for p, r, w in [(132, 4, 4), (132, 4, 8), (264, 4, 4), (264, 4, 8), (264, 8, 8), (528, 2, 4),
+                               (792, 4, 4), (1056, 4, 4), (132, 8, 16)]])
     elif variant:
-        raise ValueError(f"unknown bench_model variant {variant!r} (known: '', 'smoke', 'profile', 'sweep')")
+        raise ValueError(f"unknown bench_model variant {variant!r} (known: '', 'smoke', 'sweep')")
     return cfg

@@ -61,21 +61,24 @@ def fc_rows(params, z: jax.Array) -> jax.Array:
 # "reference" and "xla"
 
 
-def lerp_decode_reference(model: models.Autoencoder, params, z, i, j, *, steps: int = 11) -> jax.Array:
+def lerp_decode_reference(model: models.Autoencoder, params, z, i, j, *, steps: int = 11,
+                          step_range: tuple[int, int] | None = None) -> jax.Array:
     """Unfused: interpolated latents -> Autoencoder.decode -> logits > 0 -> packed (P, steps, 32, 32)."""
-    lat = interpolation.interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, backend="jnp")
+    first, stop = step_range or (0, steps)
+    lat = interpolation.interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, backend="jnp")[:, first:stop]
     logits = model.apply(params, lat.reshape(-1, *z.shape[1:]), method=models.Autoencoder.decode)
-    return pack_voxels(logits > 0).reshape(len(i), steps, 32, 32)
+    return pack_voxels(logits > 0).reshape(len(i), stop - first, 32, 32)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "activation", "dtype", "chunk"))
-def lerp_decode_xla(params, z, i, j, *, steps: int = 11, activation: str = "relu", dtype=jnp.bfloat16,
-                    chunk: int = 256) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("steps", "step_range", "activation", "dtype", "chunk"))
+def lerp_decode_xla(params, z, i, j, *, steps: int = 11, step_range: tuple[int, int] | None = None,
+                    activation: str = "relu", dtype=jnp.bfloat16, chunk: int = 256) -> jax.Array:
     """Fused lerp + decode + threshold + pack in one jit, `chunk` pairs at a time."""
     dec = _decoder(params)
     act = models.ACTIVATIONS[activation]
     h = fc_rows(params, z)
-    u, t = (w[None, :, None, None, None, None] for w in step_weights(jnp.arange(steps), steps))
+    first, stop = step_range or (0, steps)
+    u, t = (w[None, :, None, None, None, None] for w in step_weights(jnp.arange(first, stop), steps))
     p = i.shape[0]
     pad = -p % chunk
     ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
@@ -87,9 +90,9 @@ def lerp_decode_xla(params, z, i, j, *, steps: int = 11, activation: str = "relu
             kernel = dec[name]["kernel"].astype(dtype)
             x = models.subpixel_conv_transpose(x, kernel, 2) + dec[name]["bias"].astype(dtype)
             x = act(x) if name == "up1" else x
-        return pack_voxels(x[..., 0] > 0).reshape(chunk, steps, 32, 32)
+        return pack_voxels(x[..., 0] > 0).reshape(chunk, stop - first, 32, 32)
 
-    return jax.lax.map(one_chunk, ij).reshape(-1, steps, 32, 32)[:p]
+    return jax.lax.map(one_chunk, ij).reshape(-1, stop - first, 32, 32)[:p]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,8 +157,9 @@ def _accumulate(body, count: int, acc, pipelined: bool):
     return acc
 
 
-def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch_in, out_ref, scratch_ref,
-                  *, steps, programs, rows, split, pipelined, interpret):
+def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch_in, _lerped_in, out_ref,
+                  scratch_ref, lerped_ref, *, steps, first, count, programs, rows, split, pipelined, lerp_once, stages,
+                  interpret):
     # The item count is read at run time, not baked in, so one compiled kernel serves every N.
     g = pl.program_id(0)
     c0, c1 = w1_ref.shape[-2:]
@@ -171,9 +175,20 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
 
     def item_body(k, carry):
         item = g + k * programs
-        pair, s = jax.lax.div(item, steps), jax.lax.rem(item, steps)
+        pair, s = jax.lax.div(item, count), first + jax.lax.rem(item, count)
         u, t = step_weights(s, steps)
         zi, zj = i_ref[pair], j_ref[pair]
+
+        def lerped(view):
+            """relu(lerp(H_i, H_j)) on an 8^3 view of the zero-bordered 10^3 grid, bf16 (n3, c0)."""
+            hi = h_ref[(zi, *view)].astype(jnp.float32)
+            hj = h_ref[(zj, *view)].astype(jnp.float32)
+            return jnp.maximum(u * hi + t * hj, 0.0).astype(jnp.bfloat16).reshape(n3, c0)
+
+        if lerp_once:  # lerp the interior once into the program's zero-bordered slot; taps read views of it
+            inner = (pl.ds(1, n8),) * 3 + (slice(None),)
+            lerped_ref[(g, *inner)] = lerped(inner).reshape(n8, n8, n8, c0)
+            barrier()
 
         # up1: per output parity, eight taps over shifted 8^3 views of relu(lerp(H_i, H_j)).
         def up1_parity(pidx, carry):
@@ -182,9 +197,7 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
             def tap(eidx, acc):
                 ed, eh, ew = _bits3(eidx, 1)
                 view = (pl.ds(pd + ed, n8), pl.ds(ph + eh, n8), pl.ds(pw + ew, n8), slice(None))
-                hi = h_ref[(zi, *view)].astype(jnp.float32)
-                hj = h_ref[(zj, *view)].astype(jnp.float32)
-                x = jnp.maximum(u * hi + t * hj, 0.0).astype(jnp.bfloat16).reshape(n3, c0)
+                x = lerped_ref[(g, *view)].reshape(n3, c0) if lerp_once else lerped(view)
                 return acc + jnp.dot(x, w1_ref[pidx, eidx], preferred_element_type=jnp.float32)
 
             acc = _accumulate(tap, 8, jnp.zeros((n3, c1), jnp.float32), pipelined)
@@ -192,7 +205,8 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
             scratch_ref[g, pidx, pl.ds(1, n8), pl.ds(1, n8), pl.ds(1, n8), :] = a.reshape(n8, n8, n8, c1)
             return carry
 
-        jax.lax.fori_loop(0, 8, up1_parity, 0)
+        if "up1" in stages:
+            jax.lax.fori_loop(0, 8, up1_parity, 0)
         barrier()
 
         # up2 for `rows` 8-grid slabs: each shifted view of the activation is loaded once and feeds
@@ -222,18 +236,19 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
                 out_ref[item, pl.ds(r0 * n8, rows * n8), gi, :] = words
             return carry
 
-        jax.lax.fori_loop(0, n8 // rows, up2_slab, 0)
+        if "up2" in stages:
+            jax.lax.fori_loop(0, n8 // rows, up2_slab, 0)
         barrier()  # the next item overwrites the scratch slot this one just read
         return carry
 
     jax.lax.fori_loop(0, jax.lax.div(n_ref[0] - g + programs - 1, programs), item_body, 0)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "programs", "rows", "split", "pipelined", "num_warps",
-                                             "num_stages", "interpret"))
-def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 528, rows: int = 4, split: int = 1,
-                       pipelined: bool = True, num_warps: int = 4, num_stages: int = 1,
-                       interpret: bool = False) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("steps", "step_range", "programs", "rows", "split", "pipelined",
+                                             "lerp_once", "num_warps", "num_stages", "stages", "interpret"))
+def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, step_range: tuple[int, int] | None = None, programs: int = 528, rows: int = 4, split: int = 1,
+                       pipelined: bool = True, lerp_once: bool = False, num_warps: int = 4, num_stages: int = 1,
+                       stages: tuple[str, ...] = ("up1", "up2"), interpret: bool = False) -> jax.Array:
     """The fused Triton kernel: relu activation, bf16 dots with float32 accumulation.
 
     Launch shape: `programs` persistent programs of `num_warps` warps; up2 in slabs of `rows` 8-grid
@@ -242,37 +257,44 @@ def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, programs: int = 528,
     software-pipelines instead of unrolled code (seconds to compile instead of a minute). The defaults
     are the fastest launch measured on an H100 (results/perf/nvidia_h100_80gb_hbm3/bench_model_run4.md):
     split = 2 saves FLOPs but lost there, so the kernel is load-bound, not FLOP-bound.
+    `stages` leaves up1 or up2 out, for timing the other alone (the output is then wrong):
+    experiments/bench_model.py's stage ablation places the time inside the kernel this way.
     """
     if split not in (1, 2):
         raise ValueError(f"split must be 1 or 2 (Triton dots need N >= 16), got {split}")
+    if not set(stages) <= {"up1", "up2"}:
+        raise ValueError(f"stages must be a subset of ('up1', 'up2'), got {stages}")
     h = jnp.pad(fc_rows(params, z), ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0))).astype(jnp.bfloat16)
     w = _pallas_weights(params, split)
     c1 = w["w1"].shape[-1]
-    total = i.shape[0] * steps
+    first, stop = step_range or (0, steps)
+    total = i.shape[0] * (stop - first)
     size = 4 // split
     scratch = jnp.zeros((programs, 8, _GRID + 2, _GRID + 2, _GRID + 2, c1), jnp.bfloat16)
-    kernel = functools.partial(_fused_kernel, steps=steps, programs=programs, rows=rows, split=split,
-                               pipelined=pipelined, interpret=interpret)
-    words, _ = pl.pallas_call(
+    lerped = jnp.zeros((programs if lerp_once else 1, _GRID + 2, _GRID + 2, _GRID + 2, h.shape[-1]), jnp.bfloat16)
+    kernel = functools.partial(_fused_kernel, steps=steps, first=first, count=stop - first, programs=programs, rows=rows, split=split,
+                               pipelined=pipelined, lerp_once=lerp_once, stages=stages, interpret=interpret)
+    words, _, _ = pl.pallas_call(
         kernel,
         out_shape=(jax.ShapeDtypeStruct((total, _GRID * _GRID, split * split, size * size), jnp.uint32),
-                   jax.ShapeDtypeStruct(scratch.shape, scratch.dtype)),
+                   jax.ShapeDtypeStruct(scratch.shape, scratch.dtype), jax.ShapeDtypeStruct(lerped.shape, lerped.dtype)),
         grid=(programs,),
-        input_output_aliases={8: 1},
+        input_output_aliases={8: 1, 9: 2},
         compiler_params=None if interpret else pltriton.CompilerParams(num_warps=num_warps, num_stages=num_stages),
         interpret=interpret,
         name="lerp_decode",
-    )(jnp.full((1,), total, jnp.int32), i.astype(jnp.int32), j.astype(jnp.int32), h, w["w1"], w["b1"], w["w2"], w["b2"], scratch)
+    )(jnp.full((1,), total, jnp.int32), i.astype(jnp.int32), j.astype(jnp.int32), h, w["w1"], w["b1"], w["w2"], w["b2"], scratch, lerped)
     # words [item, (ud, uh), (hd, hh), (jd, jh)] -> packed [item, x = 4 ud + size hd + jd, y = 4 uh + size hh + jh]
-    words = words.reshape(-1, steps, _GRID, _GRID, split, split, size, size).transpose(0, 1, 2, 4, 6, 3, 5, 7)
-    return words.reshape(-1, steps, 32, 32)
+    words = words.reshape(-1, stop - first, _GRID, _GRID, split, split, size, size).transpose(0, 1, 2, 4, 6, 3, 5, 7)
+    return words.reshape(-1, stop - first, 32, 32)
 
 
-def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, backend: str = "auto",
-                **kwargs) -> jax.Array:
+def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, step_range=None,
+                backend: str = "auto", **kwargs) -> jax.Array:
     """Decoded, thresholded (logit > 0), bit-packed interpolants: uint32 (P, steps, 32, 32).
 
     `out[p, s]` packs decode((1 - t_s) z[i[p]] + t_s z[j[p]]) > 0 with t_s = s / (steps - 1).
+    `step_range=(first, stop)` decodes only steps first..stop-1: (P, stop - first, 32, 32).
     backend: "pallas" (GPU; `interpret=True` elsewhere), "xla", "reference", or "auto" (pallas on
     GPU, xla otherwise).
     """
@@ -282,10 +304,47 @@ def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, 
         raise ValueError(f"backend must be one of {BACKENDS} or 'auto', got {backend!r}")
     i, j = jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
     if backend == "reference":
-        return lerp_decode_reference(model, params, z, i, j, steps=steps)
+        return lerp_decode_reference(model, params, z, i, j, steps=steps, step_range=step_range)
     activation = model.config.activation
     if backend == "xla":
-        return lerp_decode_xla(params, z, i, j, steps=steps, activation=activation, **kwargs)
+        return lerp_decode_xla(params, z, i, j, steps=steps, step_range=step_range, activation=activation, **kwargs)
     if activation != "relu":
         raise ValueError(f"the pallas fused decoder implements relu only, the model uses {activation!r}")
-    return lerp_decode_pallas(params, z, i, j, steps=steps, **kwargs)
+    return lerp_decode_pallas(params, z, i, j, steps=steps, step_range=step_range, **kwargs)
+
+
+def _all_pairs_index(n: int, steps: int) -> np.ndarray:
+    """Where lerp_decode_all_pairs finds (i, j, s): rows of [interior steps of pairs i < j ; shapes]."""
+    pair = np.full((n, n), -1)
+    iu, ju = np.triu_indices(n, 1)
+    pair[iu, ju] = np.arange(len(iu))
+    i, j, s = np.meshgrid(np.arange(n), np.arange(n), np.arange(steps), indexing="ij")
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    interior = (pair[lo, hi] * (steps - 2) + np.where(i < j, s, steps - 1 - s) - 1)
+    shape = len(iu) * (steps - 2) + np.where(s == steps - 1, j, i)
+    return np.where((i != j) & (s > 0) & (s < steps - 1), interior, shape)
+
+
+def lerp_decode_all_pairs(model: models.Autoencoder, params, z, *, steps: int = 11, backend: str = "auto",
+                          **kwargs) -> jax.Array:
+    """Algorithm 1's result for every ordered pair, (N, N, steps, 32, 32) packed, decoding each
+    distinct shape once: N (N - 1) / 2 x (steps - 2) interpolants and the N shapes, not N^2 x steps.
+
+    Why this is the same function: step_weights is exactly symmetric (the weights of step s, swapped,
+    are those of steps - 1 - s), so (i, j, s) and (j, i, steps - 1 - s) are one latent; t = 0 and 1
+    are the shapes themselves; and every step of (i, i) is shape i. At N = 50 this is 11,075 decodes
+    instead of 27,500. (The per-pair kernel rounds u z_i + t z_i, which is z_i in exact arithmetic,
+    so a voxel with a logit at 0 may differ on the diagonal.)
+    """
+    n = z.shape[0]
+    if steps < 3:
+        raise ValueError(f"steps must be at least 3 (endpoints and an interior step), got {steps}")
+    iu, ju = np.triu_indices(n, 1)
+    shapes = lerp_decode(model, params, z, np.arange(n), np.arange(n), steps=steps, step_range=(0, 1),
+                         backend=backend, **kwargs).reshape(n, 32, 32)
+    parts = [shapes]
+    if len(iu):
+        inner = lerp_decode(model, params, z, iu, ju, steps=steps, step_range=(1, steps - 1), backend=backend,
+                            **kwargs)
+        parts.insert(0, inner.reshape(-1, 32, 32))
+    return jnp.take(jnp.concatenate(parts), jnp.asarray(_all_pairs_index(n, steps)), axis=0)

@@ -72,27 +72,47 @@ def test_xla_backend_matches_reference():
 class TestPallasInterpret:
     """The Triton kernel run by the Pallas interpreter (CPU)."""
 
-    @pytest.mark.parametrize("split,pipelined", [(1, False), (2, True)])
-    def test_matches_reference(self, split, pipelined):
+    @pytest.mark.parametrize("split,pipelined,lerp_once", [(1, False, False), (2, True, False), (1, True, True)])
+    def test_matches_reference(self, split, pipelined, lerp_once):
         if ON_GPU:
             pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
         model, params, z = _model_and_latents(3)
         i, j = jnp.array([0, 2]), jnp.array([1, 1])
         # 6 items over 4 programs: programs loop unevenly; rows=4 splits up2 into two slabs
         packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="pallas", interpret=True,
-                                           programs=4, rows=4, split=split, pipelined=pipelined)
+                                           programs=4, rows=4, split=split, pipelined=pipelined,
+                                           lerp_once=lerp_once)
         _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
+
+    def test_step_range_decodes_those_steps(self):
+        if ON_GPU:
+            pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
+        model, params, z = _model_and_latents(3)
+        i, j = jnp.array([0, 2]), jnp.array([1, 0])
+        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=5, step_range=(1, 3), backend="pallas",
+                                           interpret=True, programs=3, rows=4)
+        assert packed.shape == (2, 2, 32, 32)
+        _check_against_reference(packed, _reference_logits(model, params, z, i, j, 5)[:, 1:3])
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
 class TestPallasGPU:
-    def test_matches_reference(self):
+    @pytest.mark.parametrize("lerp_once", [False, True])
+    def test_matches_reference(self, lerp_once):
         model, params, z = _model_and_latents(7)
         i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(7), jnp.arange(7), indexing="ij"))
         # 539 items over 528 programs (the default launch): the persistent loop runs unevenly
-        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas")
+        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas", lerp_once=lerp_once)
         _check_against_reference(packed, _reference_logits(model, params, z, i, j, 11))
+
+    def test_all_pairs_equals_per_pair_kernel_on_most_bits(self):
+        model, params, z = _model_and_latents(9)
+        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(9), jnp.arange(9), indexing="ij"))
+        want = fused_decoder.lerp_decode(model, params, z, i, j, backend="pallas")
+        got = fused_decoder.lerp_decode_all_pairs(model, params, z, backend="pallas").reshape(want.shape)
+        # the same latents up to the kernel's rounding of u h_i + t h_j (fma contraction may differ when swapped)
+        assert float(jax.lax.population_count(got ^ want).sum()) / (want.size * 32) < 1e-3
 
     @pytest.mark.parametrize("split,num_warps", [(1, 4), (2, 2)])
     def test_equals_xla_backend_on_most_bits(self, split, num_warps):
@@ -104,16 +124,39 @@ class TestPallasGPU:
         assert float(jax.lax.population_count(a ^ b).sum()) / (a.size * 32) < 5e-3
 
 
+@pytest.mark.parametrize("n,steps", [(1, 3), (4, 5)])
+def test_all_pairs_equals_every_ordered_pair_decoded(n, steps):
+    """Decoding each distinct shape once gives the per-pair result at every (i, j, s)."""
+    model, params, z = _model_and_latents(n)
+    i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
+    want = fused_decoder.lerp_decode(model, params, z, i, j, steps=steps, backend="reference")
+    got = fused_decoder.lerp_decode_all_pairs(model, params, z, steps=steps, backend="reference")
+    assert got.shape == (n, n, steps, 32, 32)
+    diff = np.asarray(got).reshape(want.shape) != np.asarray(want)
+    off_diagonal = np.asarray(i != j)
+    # off the diagonal the latents are bit-identical; on it u z_i + t z_i may round away from z_i
+    assert not diff[off_diagonal].any()
+    assert diff.mean() < 1e-3
+
+
+def test_all_pairs_needs_an_interior_step():
+    model, params, z = _model_and_latents(2)
+    with pytest.raises(ValueError, match="at least 3"):
+        fused_decoder.lerp_decode_all_pairs(model, params, z, steps=2, backend="reference")
+
+
 def test_pallas_lowers_for_cuda_on_an_abstract_h100():
     """Interpret mode ignores Triton's constraints (power-of-2 shapes, dot sizes): lower for CUDA too."""
     model, params, z = _model_and_latents(3)
     i, j = jnp.array([0, 1]), jnp.array([2, 0])
     h100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
     with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h100)):
-        lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(p, z, i, j, steps=3, programs=2, rows=2)
-                          ).trace(params, z, i, j).lower(lowering_platforms=("cuda",))
-    text = lowered.as_text()
-    assert "lerp_decode" in text and "triton" in text.lower()
+        for lerp_once in (False, True):
+            lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(
+                p, z, i, j, steps=3, programs=2, rows=2, lerp_once=lerp_once)).trace(params, z, i, j).lower(
+                    lowering_platforms=("cuda",))
+            text = lowered.as_text()
+            assert "lerp_decode" in text and "triton" in text.lower()
 
 
 def test_bad_arguments_are_refused():
