@@ -37,9 +37,9 @@ case "$part" in
     collect wall runs/interp_n1000
     ;;
   bench)
-    timeout 100 python3 -m pytest tests/test_fused_decoder.py -q -p no:cacheprovider -rA \
+    timeout "${TESTS_LIMIT:-150}" python3 -m pytest tests/test_fused_decoder.py -q -p no:cacheprovider -rA \
       2>&1 | tee "$OUT/gpu_tests_fused.log" | tail -4
-    timeout 290 python3 -m experiments.bench_model --config=configs/bench_model.py --output_dir=runs/perf \
+    timeout "${BENCH_LIMIT:-330}" python3 -m experiments.bench_model --config=configs/bench_model.py --output_dir=runs/perf \
       > runs/perf_bench.log 2>&1
     cp runs/perf_bench.log runs/perf/ 2>/dev/null
     collect perf runs/perf

@@ -79,6 +79,7 @@ class Bench:
         self.rows: list[dict] = []
         self.flops = model_flops(models.model_config())
         self.model_cfg = models.model_config()
+        self.pallas_launch = dict(cfg.pallas)  # Algorithm 1's launch: the sweep's fastest once it ran
 
     def time(self, fn, *args) -> timing.Timing:
         return timing.time_calls(fn, *args, warmup=self.cfg.warmup, repeats=self.cfg.repeats)
@@ -154,7 +155,8 @@ class Bench:
         cfg = self.cfg
         model, params = self._model("subpixel", "float32")
         encode = jax.jit(lambda p, x: model.apply(p, x, method=models.Autoencoder.encode))
-        kwargs = {"pallas": dict(cfg.pallas), "xla": dict(chunk=cfg.xla_chunk)}
+        kwargs = {"pallas": self.pallas_launch, "xla": dict(chunk=cfg.xla_chunk)}
+        self.meta["algorithm1_launch"] = self.pallas_launch
         # correctness on the device: fused outputs vs the unfused float32 reference
         x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)
         z = encode(params, x)
@@ -205,6 +207,7 @@ class Bench:
         z = jax.random.normal(jax.random.key(9), (n, 2, 2, 2, 8))
         i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
         ref = fused_decoder.lerp_decode_xla(params, z, i, j, steps=cfg.steps)
+        best = None
         for launch in cfg.pallas_sweep:
             if time.perf_counter() - self.start > cfg.time_budget_s:
                 logging.info("time budget spent: pallas sweep stops before %s", launch)
@@ -214,10 +217,14 @@ class Bench:
             out = jax.block_until_ready(fn(params, z, i, j))
             first_call_s = time.perf_counter() - t0  # mostly compilation
             mismatch = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
+            t = self.time(fn, params, z, i, j)
             self.add("decode", "lerpnet", f"fused_pallas N={n} " + " ".join(f"{k}={v}" for k, v in launch.items()),
-                     "bfloat16", n * n * cfg.steps, self.time(fn, params, z, i, j), first_call_s=first_call_s,
-                     bit_mismatch_vs_xla=mismatch)
+                     "bfloat16", n * n * cfg.steps, t, first_call_s=first_call_s, bit_mismatch_vs_xla=mismatch)
+            if "stages" not in launch and mismatch < 5e-3 and (best is None or t.median < best[0]):
+                best = (t.median, dict(launch))
             self.write()
+        if best is not None:
+            self.pallas_launch = best[1]
 
     def layers(self):
         b = self.cfg.layer_batch

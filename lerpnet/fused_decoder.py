@@ -158,13 +158,13 @@ def _accumulate(body, count: int, acc, pipelined: bool):
 
 
 def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch_in, _lerped_in, out_ref,
-                  scratch_ref, lerped_ref, *, steps, first, count, programs, rows, split, pipelined, lerp_once, stages,
+                  scratch_ref, lerped_ref, *, steps, first, count, programs, rows, up1_rows, split, pipelined, stages,
                   interpret):
     # The item count is read at run time, not baked in, so one compiled kernel serves every N.
     g = pl.program_id(0)
     c0, c1 = w1_ref.shape[-2:]
     cols = w2_ref.shape[-1]  # phases per group: (4 // split)^2 x 4
-    n8, n3 = _GRID, _GRID**3
+    n8 = _GRID
     groups = [(hd, hh) for hd in range(split) for hh in range(split)]
     views = _group_views(split)
     # bit (4*uw + mw) of output word [.., (ud, uh), group, (jd, jh)] holds output voxel z = 4*uw + mw
@@ -179,34 +179,34 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
         u, t = step_weights(s, steps)
         zi, zj = i_ref[pair], j_ref[pair]
 
-        def lerped(view):
-            """relu(lerp(H_i, H_j)) on an 8^3 view of the zero-bordered 10^3 grid, bf16 (n3, c0)."""
-            hi = h_ref[(zi, *view)].astype(jnp.float32)
-            hj = h_ref[(zj, *view)].astype(jnp.float32)
-            return jnp.maximum(u * hi + t * hj, 0.0).astype(jnp.bfloat16).reshape(n3, c0)
+        # relu(lerp(H_i, H_j)) once, into the interior of the program's zero-bordered 10^3 slot
+        inner = (pl.ds(1, n8),) * 3 + (slice(None),)
+        hi = h_ref[zi].astype(jnp.float32)
+        hj = h_ref[zj].astype(jnp.float32)
+        lerped_ref[(g, *inner)] = jnp.maximum(u * hi + t * hj, 0.0).astype(lerped_ref.dtype)
+        barrier()
 
-        if lerp_once:  # lerp the interior once into the program's zero-bordered slot; taps read views of it
-            inner = (pl.ds(1, n8),) * 3 + (slice(None),)
-            lerped_ref[(g, *inner)] = lerped(inner).reshape(n8, n8, n8, c0)
-            barrier()
+        # up1: per output parity and slab of `up1_rows` 8-grid rows, eight taps over shifted views of
+        # the lerped slot (a slab keeps the accumulator, and so the registers per thread, small).
+        m1 = up1_rows * n8 * n8
 
-        # up1: per output parity, eight taps over shifted 8^3 views of relu(lerp(H_i, H_j)).
-        def up1_parity(pidx, carry):
+        def up1_parity(k, carry):
+            pidx, r0 = jax.lax.div(k, n8 // up1_rows), jax.lax.rem(k, n8 // up1_rows) * up1_rows
             pd, ph, pw = _bits3(pidx, 1)
 
             def tap(eidx, acc):
                 ed, eh, ew = _bits3(eidx, 1)
-                view = (pl.ds(pd + ed, n8), pl.ds(ph + eh, n8), pl.ds(pw + ew, n8), slice(None))
-                x = lerped_ref[(g, *view)].reshape(n3, c0) if lerp_once else lerped(view)
+                view = (pl.ds(pd + ed + r0, up1_rows), pl.ds(ph + eh, n8), pl.ds(pw + ew, n8), slice(None))
+                x = lerped_ref[(g, *view)].reshape(m1, c0)
                 return acc + jnp.dot(x, w1_ref[pidx, eidx], preferred_element_type=jnp.float32)
 
-            acc = _accumulate(tap, 8, jnp.zeros((n3, c1), jnp.float32), pipelined)
+            acc = _accumulate(tap, 8, jnp.zeros((m1, c1), jnp.float32), pipelined)
             a = jnp.maximum(acc + b1_ref[...][None, :], 0.0).astype(scratch_ref.dtype)
-            scratch_ref[g, pidx, pl.ds(1, n8), pl.ds(1, n8), pl.ds(1, n8), :] = a.reshape(n8, n8, n8, c1)
+            scratch_ref[g, pidx, pl.ds(1 + r0, up1_rows), pl.ds(1, n8), pl.ds(1, n8), :] = a.reshape(up1_rows, n8, n8, c1)
             return carry
 
         if "up1" in stages:
-            jax.lax.fori_loop(0, 8, up1_parity, 0)
+            jax.lax.fori_loop(0, 8 * (n8 // up1_rows), up1_parity, 0)
         barrier()
 
         # up2 for `rows` 8-grid slabs: each shifted view of the activation is loaded once and feeds
@@ -244,10 +244,11 @@ def _fused_kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _s
     jax.lax.fori_loop(0, jax.lax.div(n_ref[0] - g + programs - 1, programs), item_body, 0)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "step_range", "programs", "rows", "split", "pipelined",
-                                             "lerp_once", "num_warps", "num_stages", "stages", "interpret"))
-def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, step_range: tuple[int, int] | None = None, programs: int = 528, rows: int = 4, split: int = 1,
-                       pipelined: bool = True, lerp_once: bool = False, num_warps: int = 4, num_stages: int = 1,
+@functools.partial(jax.jit, static_argnames=("steps", "step_range", "programs", "rows", "up1_rows", "split",
+                                             "pipelined", "num_warps", "num_stages", "stages", "interpret"))
+def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, step_range: tuple[int, int] | None = None,
+                       programs: int = 528, rows: int = 4, up1_rows: int = 8, split: int = 1,
+                       pipelined: bool = True, num_warps: int = 4, num_stages: int = 1,
                        stages: tuple[str, ...] = ("up1", "up2"), interpret: bool = False) -> jax.Array:
     """The fused Triton kernel: relu activation, bf16 dots with float32 accumulation.
 
@@ -262,18 +263,21 @@ def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, step_range: tuple[in
     """
     if split not in (1, 2):
         raise ValueError(f"split must be 1 or 2 (Triton dots need N >= 16), got {split}")
+    if _GRID % rows or _GRID % up1_rows:
+        raise ValueError(f"rows and up1_rows must divide {_GRID}, got {rows} and {up1_rows}")
     if not set(stages) <= {"up1", "up2"}:
         raise ValueError(f"stages must be a subset of ('up1', 'up2'), got {stages}")
-    h = jnp.pad(fc_rows(params, z), ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0))).astype(jnp.bfloat16)
+    h = fc_rows(params, z).astype(jnp.bfloat16)
     w = _pallas_weights(params, split)
     c1 = w["w1"].shape[-1]
     first, stop = step_range or (0, steps)
     total = i.shape[0] * (stop - first)
     size = 4 // split
     scratch = jnp.zeros((programs, 8, _GRID + 2, _GRID + 2, _GRID + 2, c1), jnp.bfloat16)
-    lerped = jnp.zeros((programs if lerp_once else 1, _GRID + 2, _GRID + 2, _GRID + 2, h.shape[-1]), jnp.bfloat16)
-    kernel = functools.partial(_fused_kernel, steps=steps, first=first, count=stop - first, programs=programs, rows=rows, split=split,
-                               pipelined=pipelined, lerp_once=lerp_once, stages=stages, interpret=interpret)
+    lerped = jnp.zeros((programs, _GRID + 2, _GRID + 2, _GRID + 2, h.shape[-1]), jnp.bfloat16)
+    kernel = functools.partial(_fused_kernel, steps=steps, first=first, count=stop - first, programs=programs,
+                               rows=rows, up1_rows=up1_rows, split=split, pipelined=pipelined, stages=stages,
+                               interpret=interpret)
     words, _, _ = pl.pallas_call(
         kernel,
         out_shape=(jax.ShapeDtypeStruct((total, _GRID * _GRID, split * split, size * size), jnp.uint32),

@@ -72,16 +72,16 @@ def test_xla_backend_matches_reference():
 class TestPallasInterpret:
     """The Triton kernel run by the Pallas interpreter (CPU)."""
 
-    @pytest.mark.parametrize("split,pipelined,lerp_once", [(1, False, False), (2, True, False), (1, True, True)])
-    def test_matches_reference(self, split, pipelined, lerp_once):
+    @pytest.mark.parametrize("split,pipelined,up1_rows", [(1, False, 8), (2, True, 4), (1, True, 2)])
+    def test_matches_reference(self, split, pipelined, up1_rows):
         if ON_GPU:
             pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
         model, params, z = _model_and_latents(3)
         i, j = jnp.array([0, 2]), jnp.array([1, 1])
         # 6 items over 4 programs: programs loop unevenly; rows=4 splits up2 into two slabs
         packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="pallas", interpret=True,
-                                           programs=4, rows=4, split=split, pipelined=pipelined,
-                                           lerp_once=lerp_once)
+                                           programs=4, rows=4, up1_rows=up1_rows, split=split,
+                                           pipelined=pipelined)
         _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
 
     def test_step_range_decodes_those_steps(self):
@@ -98,12 +98,12 @@ class TestPallasInterpret:
 @pytest.mark.gpu
 @pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
 class TestPallasGPU:
-    @pytest.mark.parametrize("lerp_once", [False, True])
-    def test_matches_reference(self, lerp_once):
+    @pytest.mark.parametrize("launch", [{}, dict(rows=2, up1_rows=2), dict(programs=1056, rows=1, up1_rows=1)])
+    def test_matches_reference(self, launch):
         model, params, z = _model_and_latents(7)
         i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(7), jnp.arange(7), indexing="ij"))
         # 539 items over 528 programs (the default launch): the persistent loop runs unevenly
-        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas", lerp_once=lerp_once)
+        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas", **launch)
         _check_against_reference(packed, _reference_logits(model, params, z, i, j, 11))
 
     def test_all_pairs_equals_per_pair_kernel_on_most_bits(self):
@@ -151,9 +151,9 @@ def test_pallas_lowers_for_cuda_on_an_abstract_h100():
     i, j = jnp.array([0, 1]), jnp.array([2, 0])
     h100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
     with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h100)):
-        for lerp_once in (False, True):
+        for rows, up1_rows in ((2, 8), (1, 1)):
             lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(
-                p, z, i, j, steps=3, programs=2, rows=2, lerp_once=lerp_once)).trace(params, z, i, j).lower(
+                p, z, i, j, steps=3, programs=2, rows=rows, up1_rows=up1_rows)).trace(params, z, i, j).lower(
                     lowering_platforms=("cuda",))
             text = lowered.as_text()
             assert "lerp_decode" in text and "triton" in text.lower()
