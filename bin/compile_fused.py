@@ -1,7 +1,7 @@
-"""Run the fused decoder kernel once: `python3 bin/compile_fused.py rows=4,num_warps=4 [N]`.
+"""Run the fused decoder kernel once: `python3 bin/compile_fused.py programs=528,rows=4 [N]`.
 
-`bin/device-results.sh profile` runs it under XLA_FLAGS=--xla_dump_to (for ptxas's register and spill
-report) and under ncu (one launch of Algorithm 1's decode for N latents, all N^2 pairs, 11 steps).
+`bin/device-results.sh profile` runs it under ncu: one launch of Algorithm 1's decode for N latents,
+all N^2 pairs, 11 steps, with the launch's integer arguments of `lerp_decode_pallas` given as k=v.
 """
 
 import sys

@@ -5,9 +5,9 @@
 #   bash bin/device-results.sh train_and_interpolate   # ModelNet training, then Algorithm 1 at N=50/200
 #   bash bin/device-results.sh wall                    # Algorithm 1 at N=1000, timed
 #   bash bin/device-results.sh bench                   # compiled fused-decoder tests, model benchmark
-#   bash bin/device-results.sh bench_sweep             # bench_model's :sweep variant (launch shapes, ablation)
+#   bash bin/device-results.sh bench_sweep             # bench_model's :sweep variant (stage ablation, decoder and layer forms)
 #   bash bin/device-results.sh sweep                   # interpolation size sweep (results/sweep_sizes/)
-#   bash bin/device-results.sh profile                 # Nsight Compute profile of the fused decoder kernel
+#   bash bin/device-results.sh profile                 # Nsight Compute profile of the fused decoder kernel (LAUNCH=...)
 set -uo pipefail
 source bin/device-env.sh
 mkdir -p runs
@@ -44,7 +44,7 @@ case "$part" in
     cp runs/perf_bench.log runs/perf/ 2>/dev/null
     collect perf runs/perf
     ;;
-  bench_sweep)  # launch shapes, lerp-once, stage ablation, Algorithm 1 both ways, decoder forms, layers
+  bench_sweep)  # the fused kernel's stage ablation, decoder forms, layer forms
     timeout "${BENCH_LIMIT:-330}" python3 -m experiments.bench_model --config=configs/bench_model.py:sweep \
       --output_dir=runs/perf_sweep > runs/perf_sweep.log 2>&1; tail -2 runs/perf_sweep.log
     cp runs/perf_sweep.log runs/perf_sweep/ 2>/dev/null
@@ -57,30 +57,22 @@ case "$part" in
     cp runs/sweep.log runs/sweep/*/ 2>/dev/null
     collect sweep runs/sweep
     ;;
-  profile)  # the fused kernel: registers and spills (ptxas -v on XLA's dump) of each launch in $LAUNCHES,
-            # then ncu's main sections for the first (--clock-control none here; compiled first into a
-            # persistent cache, so that ncu sees no compile)
+  profile)  # ncu's main sections for one launch of the fused kernel ($LAUNCH), Algorithm 1's decode at N=50.
+            # Compiled first into a persistent cache so that ncu sees no compile, and --clock-control none
+            # (what ran here in run 5; a plain `ncu python3 ...` segfaulted attaching to jax in run 7)
     rm -rf runs/profile; mkdir -p runs/profile
-    for launch in ${LAUNCHES:-rows=4,num_warps=4}; do
-      dump=runs/profile/dump
-      XLA_FLAGS="--xla_dump_to=$dump" python3 bin/compile_fused.py "$launch" 4 2>&1 | grep -v "^[IW]1"
-      for f in $(grep -rl "lerp_decode" "$dump" | grep -i "ptx"); do ptxas -arch=sm_90a -v "$f" -o /dev/null 2>&1; done \
-        | grep -v "^ptxas info    : Function properties\|bytes stack frame, 0 bytes spill" | sed "s/^/$launch: /" >> runs/profile/ptxas.txt
-      rm -rf "$dump"
-    done
-    grep -h -B1 "Used" runs/profile/ptxas.txt | grep -A1 "lerp_decode" | head -20
-    first=${LAUNCHES%% *}; first=${first:-rows=4,num_warps=4}
+    launch=${LAUNCH:-programs=528,rows=4,up1_rows=8,num_warps=4}
     export XLA_FLAGS=--xla_gpu_enable_command_buffer= JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache \
       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
-    python3 bin/compile_fused.py "$first" 50 2>&1 | grep -v "^[IW]1"
+    python3 bin/compile_fused.py "$launch" 50 2>&1 | grep -v "^[IW]1"
     timeout "${PROFILE_LIMIT:-150}" ncu --clock-control none --target-processes all -k regex:lerp_decode \
       --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
       --section LaunchStats --section ComputeWorkloadAnalysis --section WarpStateStats -f -o runs/profile/fused_decoder \
-      python3 bin/compile_fused.py "$first" 50 > runs/profile/ncu.log 2>&1; tail -3 runs/profile/ncu.log
+      python3 bin/compile_fused.py "$launch" 50 > runs/profile/ncu.log 2>&1; tail -3 runs/profile/ncu.log
     unset XLA_FLAGS JAX_COMPILATION_CACHE_DIR
     if [ -f runs/profile/fused_decoder.ncu-rep ]; then
       ncu --import runs/profile/fused_decoder.ncu-rep --page details > runs/profile/details.txt 2>&1
-      grep -E "Throughput|Hit Rate|Occupancy|Registers|Duration|Block Limit|Stall|Warp Cycles|Eligible|Issued" runs/profile/details.txt | head -60
+      grep -E "Throughput|Hit Rate|Occupancy|Registers|Duration|Block Limit|Warp Cycles|Issued" runs/profile/details.txt | head -40
     fi
     collect profile runs/profile
     ;;

@@ -25,8 +25,9 @@ Variants:
   (the persisted run warms up, then 2 timed repeats). ModelNet has only 839 distinct chairs, so
   this run takes the validation chairs, the canonical training chairs, then training chairs in
   ModelNet's other 11 poses (split "rotated"); novelty is scored against the canonical training
-  chairs. Expected on an H100 from the measured decode rate (275k shapes/s, results/perf/):
-  ~40 s a stream; `--config.decoder=fused` (525k shapes/s there) about halves it.
+  chairs. Measured on an H100: 75.4 s end to end (146k shapes/s, results/interpolate/n1000/);
+  `--config.decoder=fused` runs the fused Pallas decoder instead (880-930k shapes/s for the
+  study's widths in results/perf/README.md; not yet timed in this program).
 GPU commands (RUN = the trained ModelNet chairs run; `source bin/device-env.sh` first on the GPU box):
     python -m experiments.interpolate --config=configs/interpolate.py:modelnet_study \
         --workdir=runs/interp_n50 --config.checkpoint_dir=RUN

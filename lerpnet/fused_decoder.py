@@ -6,12 +6,16 @@ two rows of H. Everything after that -- activation, the two stride-2 transposed 
 the threshold and the bit-packing (lerpnet.bitpack's layout) -- runs per block of interpolants, and
 only 4 KiB per shape is written.
 
+`lerp_decode_all_pairs` gives Algorithm 1's every-ordered-pair result decoding each distinct shape
+once (2.5x fewer decodes at N = 50).
+
 Backends (one `backend=` argument, as in lerpnet.interpolation):
-- "pallas": one Triton kernel (below). Each program owns an interpolant at a time: it lerps
-  shifted 8^3 views of the two H rows, runs up1 as eight exact per-parity bf16 dots, keeps the
-  16^3 activation in a per-program scratch slot (global memory), loads each of up2's 64 shifted
-  views of it once and dots it with the weights of the output-phase groups that read it, then
-  thresholds and packs in registers. A persistent grid of `programs` programs loops over the items.
+- "pallas": one Triton kernel (below). Each program owns an interpolant at a time: it lerps the
+  two H rows once into a zero-bordered slot, runs up1 as eight exact per-parity bf16 dots over
+  shifted views of it, keeps the 16^3 activation in a per-program scratch slot (global memory),
+  loads each of up2's 64 shifted views of it once and dots it with the weights of the output-phase
+  groups that read it, then thresholds and packs in registers. A persistent grid of `programs`
+  programs loops over the items.
 - "xla": the same math in one jit (sub-pixel convolutions from lerpnet.models, chunked with
   `lax.map`); the fast non-Pallas formulation and the Pallas kernel's correctness reference.
 - "reference": the unfused path -- materialise the interpolated latents, `Autoencoder.decode`,
@@ -252,12 +256,14 @@ def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, step_range: tuple[in
                        stages: tuple[str, ...] = ("up1", "up2"), interpret: bool = False) -> jax.Array:
     """The fused Triton kernel: relu activation, bf16 dots with float32 accumulation.
 
-    Launch shape: `programs` persistent programs of `num_warps` warps; up2 in slabs of `rows` 8-grid
-    rows, its 64 output phases cut into split^2 groups (split = 2: 4.5x the useful up2 FLOPs
-    instead of 8x, same loads); `pipelined` makes the tap/view loops Triton loops that `num_stages`
+    Launch shape: `programs` persistent programs of `num_warps` warps; up1 in slabs of `up1_rows`
+    and up2 in slabs of `rows` 8-grid rows (smaller slabs: smaller accumulators, fewer registers);
+    up2's 64 output phases cut into split^2 groups (split = 2: 4.5x the useful up2 FLOPs instead of
+    8x, same loads); `pipelined` makes the tap/view loops Triton loops that `num_stages`
     software-pipelines instead of unrolled code (seconds to compile instead of a minute). The defaults
-    are the fastest launch measured on an H100 (results/perf/nvidia_h100_80gb_hbm3/bench_model_run4.md):
-    split = 2 saves FLOPs but lost there, so the kernel is load-bound, not FLOP-bound.
+    are the fastest launch measured on an H100 (results/perf/README.md, runs 4-6). It holds 255
+    registers a thread, so 2 programs (8 warps) share an SM and loads wait (ncu, run 5); smaller
+    slabs free registers but ran slower, and split = 2 saved FLOPs but lost too.
     `stages` leaves up1 or up2 out, for timing the other alone (the output is then wrong):
     experiments/bench_model.py's stage ablation places the time inside the kernel this way.
     """

@@ -132,11 +132,12 @@ def test_all_pairs_equals_every_ordered_pair_decoded(n, steps):
     want = fused_decoder.lerp_decode(model, params, z, i, j, steps=steps, backend="reference")
     got = fused_decoder.lerp_decode_all_pairs(model, params, z, steps=steps, backend="reference")
     assert got.shape == (n, n, steps, 32, 32)
-    diff = np.asarray(got).reshape(want.shape) != np.asarray(want)
+    diff = np.asarray(unpack_voxels(got.reshape(want.shape))) != np.asarray(unpack_voxels(want))
     off_diagonal = np.asarray(i != j)
     # off the diagonal the latents are bit-identical; on it u z_i + t z_i may round away from z_i
+    # (on a GPU, TF32 convolutions turn that into a few flipped voxels near logit 0)
     assert not diff[off_diagonal].any()
-    assert diff.mean() < 1e-3
+    assert diff.mean() < 5e-3
 
 
 def test_all_pairs_needs_an_interior_step():
