@@ -53,6 +53,14 @@ def _decoder(params) -> dict:
     return dec
 
 
+def _step_span(steps: int, step_range: tuple[int, int] | None) -> tuple[int, int]:
+    """(first, stop) of the steps to decode: all of them, or `step_range` checked against `steps`."""
+    first, stop = step_range or (0, steps)
+    if not 0 <= first < stop <= steps:
+        raise ValueError(f"step_range must satisfy 0 <= first < stop <= steps={steps}, got {step_range}")
+    return first, stop
+
+
 def fc_rows(params, z: jax.Array) -> jax.Array:
     """H = fc(z) before the activation: (N, 8, 8, 8, C0) float32, lerped per interpolant."""
     dec = _decoder(params)
@@ -68,7 +76,7 @@ def fc_rows(params, z: jax.Array) -> jax.Array:
 def lerp_decode_reference(model: models.Autoencoder, params, z, i, j, *, steps: int = 11,
                           step_range: tuple[int, int] | None = None) -> jax.Array:
     """Unfused: interpolated latents -> Autoencoder.decode -> logits > 0 -> packed (P, steps, 32, 32)."""
-    first, stop = step_range or (0, steps)
+    first, stop = _step_span(steps, step_range)
     lat = interpolation.interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, backend="jnp")[:, first:stop]
     logits = model.apply(params, lat.reshape(-1, *z.shape[1:]), method=models.Autoencoder.decode)
     return pack_voxels(logits > 0).reshape(len(i), stop - first, 32, 32)
@@ -81,7 +89,7 @@ def lerp_decode_xla(params, z, i, j, *, steps: int = 11, step_range: tuple[int, 
     dec = _decoder(params)
     act = models.ACTIVATIONS[activation]
     h = fc_rows(params, z)
-    first, stop = step_range or (0, steps)
+    first, stop = _step_span(steps, step_range)
     u, t = (w[None, :, None, None, None, None] for w in step_weights(jnp.arange(first, stop), steps))
     p = i.shape[0]
     pad = -p % chunk
@@ -276,7 +284,7 @@ def lerp_decode_pallas(params, z, i, j, *, steps: int = 11, step_range: tuple[in
     h = fc_rows(params, z).astype(jnp.bfloat16)
     w = _pallas_weights(params, split)
     c1 = w["w1"].shape[-1]
-    first, stop = step_range or (0, steps)
+    first, stop = _step_span(steps, step_range)
     total = i.shape[0] * (stop - first)
     size = 4 // split
     scratch = jnp.zeros((programs, 8, _GRID + 2, _GRID + 2, _GRID + 2, c1), jnp.bfloat16)

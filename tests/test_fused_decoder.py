@@ -165,6 +165,8 @@ def test_bad_arguments_are_refused():
     i = j = jnp.array([0])
     with pytest.raises(ValueError, match="backend must be one of"):
         fused_decoder.lerp_decode(model, params, z, i, j, backend="cuda")
+    with pytest.raises(ValueError, match="step_range"):
+        fused_decoder.lerp_decode(model, params, z, i, j, steps=3, step_range=(2, 4), backend="reference")
     gelu = models.Autoencoder(models.model_config(activation="gelu"))
     with pytest.raises(ValueError, match="relu only"):
         fused_decoder.lerp_decode(gelu, params, z, i, j, backend="pallas")
