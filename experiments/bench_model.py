@@ -187,13 +187,14 @@ class Bench:
                 self.add("decode", "lerpnet", f"fused_{backend} N={n} (Algorithm 1)", "bfloat16",
                          n * n * cfg.steps, t, algorithm1_ms=1e3 * t.median, decoded_per_call=n * n * cfg.steps)
 
-            @jax.jit
-            def algorithm1_once(params, x):
-                z = model.apply(params, x, method=models.Autoencoder.encode)
-                return fused_decoder.lerp_decode_all_pairs(model, params, z, steps=cfg.steps, backend="pallas",
-                                                           **kwargs["pallas"])
-
             if "pallas" in cfg.fused_backends:  # the same N^2 x steps shapes, each distinct one decoded once
+
+                @jax.jit
+                def algorithm1_once(params, x):
+                    z = model.apply(params, x, method=models.Autoencoder.encode)
+                    return fused_decoder.lerp_decode_all_pairs(model, params, z, steps=cfg.steps, backend="pallas",
+                                                               **kwargs["pallas"])
+
                 t = self.time(algorithm1_once, params, x)
                 self.add("decode", "lerpnet", f"fused_pallas N={n} (Algorithm 1, each distinct shape once)",
                          "bfloat16", n * n * cfg.steps, t, algorithm1_ms=1e3 * t.median,
