@@ -1,38 +1,6 @@
-"""Decode, score and show every pair's interpolation path of a trained run (the study's Algorithm 1).
+"""`python -m experiments.interpolate`: runs lerpnet.programs.interpolate (see its docstring for flags)."""
 
-    python -m experiments.interpolate --config=configs/interpolate.py --workdir=DIR \\
-        --config.checkpoint_dir=TRAINED_RUN [voxel files ...]
-
-Voxel files after the flags are interpolated instead of the run's dataset. Rerunning on the same
-DIR resumes: finished blocks are kept. See configs/interpolate.py for the variants.
-"""
-
-import sys
-
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-from lerpnet.pipeline import interpolate_and_evaluate
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Interpolation config (configs/interpolate.py[:variant]).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the results (and the resumable blocks).")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-    logging.set_verbosity(logging.INFO)
-    # orbax narrates every checkpoint read at INFO; keep its warnings, drop the rest.
-    logging.get_absl_handler().addFilter(lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
-    try:
-        summary = interpolate_and_evaluate(_CONFIG.value, _WORKDIR.value, files=tuple(argv[1:]))
-    except (ValueError, FileNotFoundError) as e:  # bad input: say what is wrong, not where in the code
-        sys.exit(f"error: {e}")
-    logging.info("%d paths between %d shapes, %d decoded shapes in %.1f s; median smoothness %.3f, median "
-                 "novelty IoU %.3f; results in %s", summary["num_pairs"], summary["num_shapes"],
-                 summary["decoded_shapes"], summary["wall_seconds"], summary["median_smoothness"],
-                 summary["median_novelty_iou"], _WORKDIR.value)
-
+from lerpnet.programs.interpolate import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

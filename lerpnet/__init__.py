@@ -5,6 +5,6 @@
 """
 
 from lerpnet import data
-from lerpnet.interpolation import interpolate, interpolate_pairs
+from lerpnet.ops.lerp.api import interpolate, interpolate_pairs
 
 __all__ = ["data", "interpolate", "interpolate_pairs"]

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default as default_config
+from lerpnet.configs import default as default_config
 from lerpnet import losses, train
 from lerpnet.workdir import Workdir
 

@@ -11,7 +11,7 @@ Smoke variant (a few steps on the 6-chair sample, for tests): --config=configs/s
 
 import ml_collections
 
-from configs import default
+from lerpnet.configs import default
 from lerpnet import train
 from lerpnet.data import dataset_config
 

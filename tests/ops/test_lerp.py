@@ -14,8 +14,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from lerpnet import interpolation
-from lerpnet.interpolation import BACKENDS, auto_backend, interpolate, interpolate_pairs
+from lerpnet.ops.lerp import api as interpolation
+from lerpnet.ops.lerp.api import BACKENDS, auto_backend, interpolate, interpolate_pairs
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Pallas Triton backend is deprecated:DeprecationWarning")
 

@@ -22,9 +22,9 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
 from lerpnet import timing
-from lerpnet.interpolation import interpolate, jnp_all_pairs
-from lerpnet.kernels import lerp_global, lerp_smem, lerp_triton
-from lerpnet.kernels.common import mosaic_interpret
+from lerpnet.ops.lerp.api import interpolate, jnp_all_pairs
+from lerpnet.ops.lerp import mosaic_global as lerp_global, mosaic_smem as lerp_smem, triton as lerp_triton
+from lerpnet.ops.common import mosaic_interpret
 
 FLAGS = flags.DEFINE_string("out", "results/interpolation", "directory for kernels.{json,csv,md}")
 LARGE = flags.DEFINE_list("large", ["2048"], "sizes N timed call by call, every variant")

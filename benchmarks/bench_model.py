@@ -26,7 +26,9 @@ import optax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import fast_layers, fused_decoder, losses, models, timing
+from benchmarks import fast_layers
+from lerpnet import losses, models, timing
+from lerpnet.ops.lerp_decode import api as fused_decoder
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/bench_model.py", "Benchmark config.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/perf", "Results go to <output_dir>/<device>/.")
@@ -255,7 +257,7 @@ class Bench:
         if not torch.cuda.is_available():
             logging.info("torch sees no CUDA device: PyTorch rows skipped")
             return
-        from experiments import torch_autoencoder as ta
+        from benchmarks import torch_autoencoder as ta
 
         cfg = self.cfg
         self.meta["torch"] = torch.__version__

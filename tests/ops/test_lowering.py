@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet.kernels import lerp_global, lerp_smem, lerp_triton
+from lerpnet.ops.lerp import mosaic_global as lerp_global, mosaic_smem as lerp_smem, triton as lerp_triton
 
 H100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
 CUSTOM_CALL = {lerp_smem: "mosaic_gpu", lerp_global: "mosaic_gpu", lerp_triton: "__gpu"}

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from lerpnet.kernels.common import clamped_start, mosaic_interpret, pad_rows, step_weights
+from lerpnet.ops.common import clamped_start, mosaic_interpret, pad_rows, step_weights
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "block_i", "block_j", "interpret"))

@@ -44,10 +44,10 @@ from tqdm import tqdm
 from lerpnet.bitpack import pack_voxels, unpack_voxels
 from lerpnet.data import Dataset, dataset_config, load_dataset, load_voxels, save_binvox, to_z_up
 from lerpnet.export import export_steps, figure_rows
-from lerpnet.fused_decoder import lerp_decode
-from lerpnet.interpolation import interpolate_pairs
+from lerpnet.ops.lerp_decode.api import lerp_decode
+from lerpnet.ops.lerp.api import interpolate_pairs
 from lerpnet.models import Autoencoder
-from lerpnet.path_metrics import nearest_iou, path_scores, reference_matrix
+from lerpnet.allpairs.scores import nearest_iou, path_scores, reference_matrix
 from lerpnet.timing import device_info, time_calls, write_table
 
 PAIR_MODES = ("all", "unique")

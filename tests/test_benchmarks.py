@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from configs import bench_model as bench_config
-from experiments import bench_model
+from lerpnet.configs import bench_model as bench_config
+from benchmarks import bench_model
 
 
 def test_smoke_run_writes_a_table(tmp_path):

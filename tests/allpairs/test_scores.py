@@ -5,7 +5,7 @@ import pytest
 
 from lerpnet.bitpack import pack_voxels
 from lerpnet.metrics import packed_iou
-from lerpnet.path_metrics import nearest_iou, path_scores, reference_matrix
+from lerpnet.allpairs.scores import nearest_iou, path_scores, reference_matrix
 
 STEPS = 5
 

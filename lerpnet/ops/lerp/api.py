@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
-from lerpnet.kernels import lerp_global, lerp_smem, lerp_triton
-from lerpnet.kernels.common import step_weights
+from lerpnet.ops.lerp import mosaic_global as lerp_global, mosaic_smem as lerp_smem, triton as lerp_triton
+from lerpnet.ops.common import step_weights
 
 LATENT_SHAPES = ((64,), (8, 8), (2, 2, 2, 8))
 DTYPES = (np.dtype(np.float32), np.dtype(ml_dtypes.bfloat16))

@@ -20,8 +20,8 @@ import pytest
 from configs.interpolate import get_config
 from lerpnet.bitpack import pack_voxels
 from lerpnet.data import Dataset
-from lerpnet.path_metrics import reference_matrix
-from lerpnet.pipeline import (
+from lerpnet.allpairs.scores import reference_matrix
+from lerpnet.allpairs.program import (
     block_step,
     collect_blocks,
     dataset_parts,
@@ -142,7 +142,7 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
     """
     import jax, numpy as np
     from tests.test_pipeline import STEP, PARAMS, LATENTS, INPUTS, REFERENCE, POSITIONS, operand_specs
-    from lerpnet.pipeline import device_mesh, pair_list, plan_blocks
+    from lerpnet.allpairs.program import device_mesh, pair_list, plan_blocks
     assert len(jax.devices()) == 4, jax.devices()
     pairs = pair_list(len(POSITIONS), "all")[:16]
     out = {}

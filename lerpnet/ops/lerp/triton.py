@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from lerpnet.kernels.common import pad_rows, step_weights
+from lerpnet.ops.common import pad_rows, step_weights
 
 
 def _params(interpret: bool, num_warps: int) -> pltriton.CompilerParams | None:

@@ -16,7 +16,7 @@ Smoke variant (a few steps of a tiny model on 24 chairs, for tests): --config=co
 
 import ml_collections
 
-from configs import default
+from lerpnet.configs import default
 from lerpnet import train
 from lerpnet.data import dataset_config
 

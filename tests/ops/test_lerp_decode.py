@@ -6,7 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import fast_layers, fused_decoder, interpolation, models
+from benchmarks import fast_layers
+from lerpnet import models
+from lerpnet.ops.lerp import api as interpolation
+from lerpnet.ops.lerp_decode import api as fused_decoder
 from lerpnet.bitpack import unpack_voxels
 
 ON_GPU = jax.default_backend() == "gpu"

@@ -13,7 +13,7 @@ import pytest
 from configs.default import get_config as train_config
 from configs.interpolate import get_config
 from lerpnet.data import dataset_config, load_dataset, load_voxels, procedural_chairs, save_binvox
-from lerpnet.pipeline import interpolate_and_evaluate
+from lerpnet.allpairs.program import interpolate_and_evaluate
 from lerpnet.train import train_and_evaluate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

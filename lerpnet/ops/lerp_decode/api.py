@@ -33,9 +33,10 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from lerpnet import interpolation, models
+from lerpnet import models
+from lerpnet.ops.lerp import api as interpolation
 from lerpnet.bitpack import pack_voxels
-from lerpnet.kernels.common import step_weights
+from lerpnet.ops.common import step_weights
 
 BACKENDS = ("pallas", "xla", "reference")
 _GRID = 8  # the decoder's first spatial grid (8^3); up1 -> 16^3, up2 -> 32^3

@@ -9,7 +9,8 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from lerpnet import fused_decoder, models
+from lerpnet import models
+from lerpnet.ops.lerp_decode import api as fused_decoder
 
 launch = {k: int(v) for k, v in (item.split("=") for item in sys.argv[1].split(","))}
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 4

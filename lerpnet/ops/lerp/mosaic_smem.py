@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from lerpnet.kernels.common import clamped_start, mosaic_interpret, pad_rows, step_weights
+from lerpnet.ops.common import clamped_start, mosaic_interpret, pad_rows, step_weights
 
 # Staging tiles hold at most this many steps; longer paths are written in chunks of it.
 MAX_STEP_CHUNK = 11

@@ -1,0 +1,1 @@
+"""Measurement programs and their helpers (not installed with the package)."""
