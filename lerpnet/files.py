@@ -1,0 +1,75 @@
+"""Crash-safe file writes: a file is either its old content, its new content, or absent.
+
+Every writer in lerpnet goes through these, so a process killed at any moment (or a full disk)
+never leaves a torn JSON, PNG or block file behind: the bytes go to a temporary file in the same
+folder, are fsynced, and the temporary file is renamed over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+import tempfile
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | pathlib.Path) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces `path` only when the block exits cleanly."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | pathlib.Path, data: bytes) -> pathlib.Path:
+    with atomic_open(path) as f:
+        f.write(data)
+    return pathlib.Path(path)
+
+
+def write_text(path: str | pathlib.Path, text: str) -> pathlib.Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | pathlib.Path, value: Any) -> pathlib.Path:
+    """Indented JSON with a final newline; values JSON cannot hold are written as strings."""
+    return write_text(path, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | pathlib.Path) -> Any:
+    """The JSON in `path`; a damaged file is a ValueError naming it (never a bare JSONDecodeError)."""
+    path = pathlib.Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete it or restore it from a copy") from None
+
+
+def save_npz(path: str | pathlib.Path, **arrays: Any) -> pathlib.Path:
+    """np.savez into `path`, atomically."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return write_bytes(path, buffer.getvalue())
+
+
+def remove_stale_temporaries(folder: str | pathlib.Path) -> None:
+    """Delete the temporary files an interrupted `atomic_open` left in `folder`."""
+    for stale in pathlib.Path(folder).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
