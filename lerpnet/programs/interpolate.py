@@ -12,6 +12,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from lerpnet import console
 from lerpnet.allpairs.program import interpolate_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Interpolation config (configs/interpolate.py[:variant]).",
@@ -21,17 +22,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    logging.set_verbosity(logging.INFO)
-    # orbax narrates every checkpoint read at INFO; keep its warnings, drop the rest.
-    logging.get_absl_handler().addFilter(lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
+    console.setup_logging()
     try:
         summary = interpolate_and_evaluate(_CONFIG.value, _WORKDIR.value, files=tuple(argv[1:]))
     except (ValueError, FileNotFoundError) as e:  # bad input: say what is wrong, not where in the code
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:  # finished blocks are on disk
+        sys.exit("interrupted: rerun to resume")
     logging.info("%d paths between %d shapes, %d decoded shapes in %.1f s; median smoothness %.3f, median "
-                 "novelty IoU %.3f; results in %s", summary["num_pairs"], summary["num_shapes"],
-                 summary["decoded_shapes"], summary["wall_seconds"], summary["median_smoothness"],
-                 summary["median_novelty_iou"], _WORKDIR.value)
+                 "novelty IoU %.3f", summary["num_pairs"], summary["num_shapes"], summary["decoded_shapes"],
+                 summary["wall_seconds"], summary["median_smoothness"], summary["median_novelty_iou"])
+    console.print_outputs(summary["outputs"])
 
 
 def run():

@@ -1,19 +1,19 @@
 """Render a montage PNG of shapes from a dataset config or from voxel/mesh files.
 
-  python -m experiments.show_shapes --source=procedural --num=16 --out=results/data/procedural_chairs.png
-  python -m experiments.show_shapes --source=modelnet \
-      --path=../shared/data/3dshapenets_chair_train_vox30.tar.gz --num=16 --out=results/data/modelnet_chairs.png
-  python -m experiments.show_shapes --files=a.binvox,b.off --out=/tmp/two.png
+  python -m experiments.show_shapes --source=procedural --num=16 --out=results/show_shapes/procedural_chairs.png
+  python -m experiments.show_shapes --source=modelnet --num=16 --out=results/show_shapes/modelnet_chairs.png
+  python -m experiments.show_shapes --files=a.binvox,b.off --style=publication --out=/tmp/two.png
 
-Shapes from datasets are z-up; files are shown in their own orientation (`--up_axis=y` turns
-ShapeNet-style y-up files upright).
+The ModelNet tarball is found by --path or inside the folder $LERPNET_DATA names. Shapes from
+datasets are z-up; files are shown in their own orientation (`--up_axis=y` turns ShapeNet-style
+y-up files upright). `--style=publication` draws larger, smoothed cells with the shapes filling them.
 """
 
 from __future__ import annotations
 
 from absl import app, flags
 
-from lerpnet import render
+from lerpnet import console, render
 from lerpnet.data import dataset_config, load_dataset, load_voxels, to_z_up
 from lerpnet.data.datasets import SOURCES
 
@@ -24,13 +24,16 @@ _UP_AXIS = flags.DEFINE_enum("up_axis", "", ["", "y", "z"], "Up axis of the inpu
 _NUM = flags.DEFINE_integer("num", 16, "How many shapes to show (the first ones of the training split).")
 _SEED = flags.DEFINE_integer("seed", 0, "Dataset seed (procedural generation and split order).")
 _NCOLS = flags.DEFINE_integer("ncols", 8, "Shapes per row.")
-_SIZE = flags.DEFINE_integer("size", 160, "Pixels per shape.")
+_SIZE = flags.DEFINE_integer("size", 0, "Pixels per shape (0 = the style's: 160 draft, 320 publication).")
+_STYLE = flags.DEFINE_enum("style", "draft", list(render.STYLES),
+                           "draft: the whole grid framed; publication: each set filling larger cells, smoothed.")
 _LABELS = flags.DEFINE_bool("labels", False, "Write each shape's id under it.")
-_OUT = flags.DEFINE_string("out", "results/data/shapes.png", "Output PNG.")
+_OUT = flags.DEFINE_string("out", "results/show_shapes/shapes.png", "Output PNG.")
 
 
 def main(argv) -> None:
     del argv
+    console.setup_logging()
     if _FILES.value:
         grids = [to_z_up(load_voxels(f), _UP_AXIS.value or "z") for f in _FILES.value[: _NUM.value]]
         ids = _FILES.value[: _NUM.value]
@@ -46,8 +49,9 @@ def main(argv) -> None:
         )
         data = load_dataset(cfg)
         grids, ids = data.train_voxels[: _NUM.value], data.train_ids[: _NUM.value]
-    image = render.montage(grids, _NCOLS.value, labels=list(ids) if _LABELS.value else None, size=_SIZE.value)
-    print(f"wrote {render.save_png(_OUT.value, image)} ({len(grids)} shapes)")
+    image = render.montage(grids, _NCOLS.value, labels=list(ids) if _LABELS.value else None, size=_SIZE.value or None,
+                           style=_STYLE.value)
+    console.print_outputs({f"{len(grids)} shapes": render.save_png(_OUT.value, image)})
 
 
 def run():

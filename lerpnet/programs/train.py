@@ -5,38 +5,43 @@ Rerunning on the same workdir resumes from its latest checkpoint. Override any c
 e.g. --config=configs/modelnet_chairs.py:smoke.
 """
 
-import logging as pylogging
+import pathlib
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import train
+from lerpnet import config_checks, console, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:variant]).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory: config, metrics, checkpoints, pictures.")
+_RESUME_WITH_CHANGES = flags.DEFINE_bool(
+    "resume_with_changes", False, "Resume the run in --workdir although the config changes what it trains "
+    "(e.g. more steps; the schedule is then the new config's). Without it such a resume is refused.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
-    # orbax narrates every checkpoint at INFO; keep its warnings, drop the rest.
-    logging.get_absl_handler().python_handler.addFilter(lambda r: r.levelno >= pylogging.WARNING or "/orbax/" not in r.pathname)
+    console.setup_logging()
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except train.NonFiniteLossError as e:
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_with_changes=_RESUME_WITH_CHANGES.value)
+    except (train.NonFiniteLossError, ValueError, OSError) as e:  # bad input or a diverged run: one line
         logging.error("%s", e)
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: rerun the same command to resume from the latest checkpoint in {_WORKDIR.value}")
+    workdir = pathlib.Path(_WORKDIR.value)
+    console.print_outputs({"checkpoints": workdir / "checkpoints", "metrics": workdir / "metrics.jsonl",
+                           "curves": workdir / "curves.png", "reconstructions": workdir / "reconstructions",
+                           "tensorboard": workdir / "tensorboard", "config": workdir / "config.json"})
 
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""What a program prints: its own log lines (not the checkpoint library's narration), kept clear of
+progress bars, and at the end where its outputs are.
+
+Every absl main calls `setup_logging()` first and `print_outputs(...)` last.
+"""
+
+from __future__ import annotations
+
+import logging as pylogging
+import pathlib
+import sys
+from collections.abc import Mapping
+
+from absl import logging
+from tqdm import tqdm
+
+
+def drop_library_info(record: pylogging.LogRecord) -> bool:
+    """False for the INFO lines of orbax (about 25 per checkpoint read or write, logged through
+    absl, so known by their file) and of jax (backend probing, compilation cache); warnings pass.
+
+    absl's handler sees Python records, so the level compares with Python's WARNING (30), not
+    absl's `logging.WARNING` (-1, a verbosity), which every record is above.
+    """
+    library = "/orbax/" in record.pathname or record.name.split(".")[0] in ("jax", "jaxlib")
+    return record.levelno >= pylogging.WARNING or not library
+
+
+class _ProgressSafeStream:
+    """A stream that writes through `tqdm.write`, which lifts any progress bar off the line first."""
+
+    def write(self, text: str) -> None:
+        tqdm.write(text, file=sys.stderr, end="")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    def close(self) -> None:  # standard error stays open
+        pass
+
+
+def setup_logging() -> None:
+    """INFO logging through absl's handler, without orbax's and jax's INFO, written around progress bars.
+
+    (tqdm's `logging_redirect_tqdm` does not apply: absl's handler is not a StreamHandler.)
+    """
+    logging.set_verbosity(logging.INFO)
+    logging.use_absl_handler()
+    handler = logging.get_absl_handler().python_handler
+    if drop_library_info not in handler.filters:
+        handler.addFilter(drop_library_info)
+    handler.setStream(_ProgressSafeStream())
+
+
+def print_outputs(outputs: Mapping[str, str | pathlib.Path]) -> None:
+    """'outputs:' and one line per output that exists, 'what  path', on standard output."""
+    present = {what: pathlib.Path(path) for what, path in outputs.items() if pathlib.Path(path).exists()}
+    width = max((len(what) for what in present), default=0)
+    lines = [f"  {what:<{width}}  {path}{'/' if path.is_dir() else ''}" for what, path in present.items()]
+    tqdm.write("\n".join(["outputs:", *lines]), file=sys.stdout)
