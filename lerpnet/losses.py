@@ -1,7 +1,9 @@
 """Reconstruction losses for sparse occupancy grids (~3-10% of voxels full).
 
 Plain binary cross-entropy is dominated by the empty voxels and drifts toward thin, under-filled
-shapes; both losses here shift weight onto the full voxels.
+shapes; both per-voxel losses here shift weight onto the full voxels. An optional overlap term
+(soft Tversky, Dice at alpha = beta = 0.5) scores the whole shape at once, as IoU does, so a thin
+part missed costs as much as its share of the shape, not of the grid.
 """
 
 from __future__ import annotations
@@ -21,14 +23,28 @@ def loss_config(**overrides) -> ml_collections.ConfigDict:
             pos_weight=2.0,  # bce: weight of a full voxel's term (empty = 1)
             focal_gamma=2.0,  # focal: down-weights voxels already predicted well
             focal_alpha=0.75,  # focal: weight of the full voxels' terms (empty: 1 - alpha)
+            overlap_weight=0.0,  # weight of the soft Tversky term added to the per-voxel loss; 0 = off
+            tversky_alpha=0.5,  # Tversky: weight of false positives (0.5 and beta 0.5 = Dice)
+            tversky_beta=0.5,  # Tversky: weight of false negatives (> alpha favours thin parts)
         )
     )
     cfg.update(overrides)
     return cfg
 
 
+def tversky_loss(prob: jax.Array, targets: jax.Array, alpha: float, beta: float) -> jax.Array:
+    """Per-shape 1 - TP / (TP + alpha FP + beta FN) on soft predictions (Salehi et al. 2017)."""
+    axes = (-3, -2, -1)
+    t = targets.astype(jnp.float32)
+    tp = jnp.sum(prob * t, axis=axes)
+    fp = jnp.sum(prob * (1.0 - t), axis=axes)
+    fn = jnp.sum((1.0 - prob) * t, axis=axes)
+    return 1.0 - (tp + 1.0) / (tp + alpha * fp + beta * fn + 1.0)  # +1: two empty grids agree
+
+
 def voxel_loss(logits: jax.Array, targets: jax.Array, cfg: ml_collections.ConfigDict) -> jax.Array:
-    """Per-shape loss (mean over the last three axes) of logits against bool/0-1 targets."""
+    """Per-shape loss (mean over the last three axes, plus the overlap term) of logits against
+    bool/0-1 targets."""
     t = targets.astype(jnp.float32)
     logits = logits.astype(jnp.float32)
     if cfg.name == "bce":
@@ -38,4 +54,7 @@ def voxel_loss(logits: jax.Array, targets: jax.Array, cfg: ml_collections.Config
         per_voxel = optax.sigmoid_focal_loss(logits, t, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma)
     else:
         raise ValueError(f"loss.name must be one of {LOSSES}, got {cfg.name!r}")
-    return jnp.mean(per_voxel, axis=(-3, -2, -1))
+    loss = jnp.mean(per_voxel, axis=(-3, -2, -1))
+    if cfg.overlap_weight:
+        loss += cfg.overlap_weight * tversky_loss(jax.nn.sigmoid(logits), t, cfg.tversky_alpha, cfg.tversky_beta)
+    return loss

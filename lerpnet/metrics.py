@@ -1,6 +1,7 @@
 """Shape-agreement metrics on voxel grids, bool or bit-packed, computed on the device.
 
-IoU, not voxel accuracy: at 5% occupancy an empty prediction is 95% accurate.
+IoU, not voxel accuracy: at 5% occupancy an empty prediction is 95% accurate. True and false
+positive rates say which way a reconstruction errs (thin parts missed, or blobs added).
 """
 
 import jax
@@ -29,3 +30,24 @@ def packed_iou(pa, pb) -> jnp.ndarray:
 def occupancy(a) -> jnp.ndarray:
     """Fraction of full voxels over the last three axes."""
     return jnp.mean(jnp.asarray(a, bool), axis=(-3, -2, -1), dtype=jnp.float32)
+
+
+def voxel_rates(pred, target) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(true positive rate, false positive rate) pooled over every voxel of every grid: the share of
+    full target voxels predicted full, and of empty ones predicted full."""
+    pred, target = jnp.asarray(pred, bool), jnp.asarray(target, bool)
+    full = jnp.sum(target, dtype=jnp.float32)
+    empty = jnp.asarray(target.size, jnp.float32) - full
+    tp = jnp.sum(pred & target, dtype=jnp.float32)
+    fp = jnp.sum(pred & ~target, dtype=jnp.float32)
+    return tp / jnp.maximum(full, 1.0), fp / jnp.maximum(empty, 1.0)
+
+
+def choose_threshold(val_metrics: dict[str, float]) -> tuple[float, float]:
+    """(threshold, IoU): the threshold of the highest mean IoU among a validation record's "iou@<t>"
+    entries; of equal IoUs the one nearest 0.5 wins. Chosen on validation, stored with the run."""
+    scores = {float(k.split("@", 1)[1]): float(v) for k, v in val_metrics.items() if k.startswith("iou@")}
+    if not scores:
+        raise ValueError(f"no 'iou@<threshold>' entries to choose from in {sorted(val_metrics)}")
+    best = max(scores, key=lambda t: (scores[t], -abs(t - 0.5)))
+    return best, scores[best]

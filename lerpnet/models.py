@@ -3,7 +3,7 @@
 Channels-last (NDHWC). The strided layers hold exactly the parameters of `flax.linen.Conv` /
 `flax.linen.ConvTranspose(padding='SAME')` (DHWIO kernels, `bias`) but run them in formulations
 that XLA executes far faster than its lowering of strided / input-dilated convolutions (the plain
-Flax transposed convolution 16^3x32 -> 32^3x1 takes ~0.9 s per shape on this project's 2-core CPU):
+Flax transposed convolution 16^3x32 -> 32^3x1 takes ~0.9 s per shape on a 2-core CPU):
 
 * "subpixel": a stride-s convolution is a space-to-depth of its padded input and a stride-1
   convolution with ceil(k/s) taps per axis; a stride-s transposed convolution is a stride-1
@@ -53,6 +53,8 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
             kernel_size=4,
             activation="relu",
             norm="none",
+            encoder_blocks=0,  # residual blocks (two 3^3 convs) after the encoder's last strided conv
+            encoder_dropout=0.0,  # dropout after each encoder stage, in training only
             implementation="auto",  # "auto" | "subpixel" | "flax" (see the module docstring)
             dtype="float32",  # compute dtype; parameters are always float32
         )
@@ -235,8 +237,27 @@ def _norm(kind: str, name: str, dtype) -> Callable[[jax.Array], jax.Array]:
     raise ValueError(f"model.norm must be one of {NORMS}, got {kind!r}")
 
 
+class ResidualBlock(nn.Module):
+    """x -> act(x + conv(act(conv(x)))) with 3^3 stride-1 convs through half the channels.
+
+    The second conv starts at zero, so a new block starts as the identity on the (non-negative,
+    activated) input and only adds depth the training finds useful.
+    """
+
+    activation: str
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x):
+        act, c = ACTIVATIONS[self.activation], x.shape[-1]
+        h = act(nn.Conv(max(c // 2, 1), (3, 3, 3), dtype=self.dtype, name="conv_a")(x))
+        h = nn.Conv(c, (3, 3, 3), dtype=self.dtype, kernel_init=nn.initializers.zeros_init(), name="conv_b")(h)
+        return act(x + h)
+
+
 class Encoder(nn.Module):
-    """(B,32,32,32[,1]) occupancy -> (B,2,2,2,latent_features): two k4 s2 SAME convs, one k4 s4 VALID."""
+    """(B,32,32,32[,1]) occupancy -> (B,2,2,2,latent_features): k4 s2 SAME convs (one per feature),
+    optional residual blocks at the last resolution, then one VALID conv down to the 2^3 grid."""
 
     features: Sequence[int]
     latent_features: int
@@ -245,18 +266,23 @@ class Encoder(nn.Module):
     norm: str
     implementation: str
     dtype: jnp.dtype
+    blocks: int = 0
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         act = ACTIVATIONS[self.activation]
         if x.ndim == 4:
             x = x[..., None]
         x = x.astype(self.dtype)
         conv = functools.partial(StridedConv, kernel_size=self.kernel_size, implementation=self.implementation,
                                  dtype=self.dtype)
+        drop = (lambda h: nn.Dropout(self.dropout)(h, deterministic=not train)) if self.dropout else (lambda h: h)
         for i, f in enumerate(self.features, start=1):
             x = conv(f, stride=2, padding="SAME", name=f"conv{i}")(x)
-            x = act(_norm(self.norm, f"norm{i}", self.dtype)(x))
+            x = drop(act(_norm(self.norm, f"norm{i}", self.dtype)(x)))
+        for b in range(1, self.blocks + 1):
+            x = drop(ResidualBlock(self.activation, self.dtype, name=f"block{b}")(x))
         n = len(self.features) + 1
         stride = x.shape[1] // 2  # the last conv brings 8^3 down to the 2^3 latent grid
         return conv(self.latent_features, kernel_size=stride, stride=stride, padding="VALID",
@@ -286,7 +312,11 @@ class Decoder(nn.Module):
 
 
 class Autoencoder(nn.Module):
-    """encode: (B,32,32,32) -> z (B,2,2,2,8); decode: z -> logits (B,32,32,32); call = decode(encode)."""
+    """encode: (B,32,32,32) -> z (B,2,2,2,8); decode: z -> logits (B,32,32,32); call = decode(encode).
+
+    The decoder is fixed at fc -> up1 -> up2 (what the fused lerp-decode kernel runs); the encoder
+    runs once per shape, so its depth and width are free for Algorithm 1.
+    """
 
     config: ml_collections.ConfigDict
 
@@ -300,12 +330,13 @@ class Autoencoder(nn.Module):
             raise ValueError(f"model.norm must be one of {NORMS}, got {cfg.norm!r}")
         dtype = jnp.dtype(cfg.dtype)
         self.encoder = Encoder(tuple(cfg.encoder_features), cfg.latent_features, cfg.kernel_size, cfg.activation,
-                               cfg.norm, cfg.implementation, dtype)
+                               cfg.norm, cfg.implementation, dtype, cfg.encoder_blocks, cfg.encoder_dropout)
         self.decoder = Decoder(tuple(cfg.decoder_features), cfg.kernel_size, cfg.activation, cfg.implementation,
                                dtype)
 
-    def encode(self, x):
-        return self.encoder(x)
+    def encode(self, x, train: bool = False):
+        """`train=True` turns on encoder dropout (it then needs a "dropout" rng)."""
+        return self.encoder(x, train)
 
     def decode(self, z):
         return self.decoder(z).astype(jnp.float32)

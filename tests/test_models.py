@@ -129,3 +129,36 @@ def test_bad_config_names_the_choices(field, value):
     model = models.Autoencoder(models.model_config(**{field: value}))
     with pytest.raises(ValueError, match=field):
         model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+
+
+def test_residual_blocks_start_as_the_identity_and_keep_the_latent_shape():
+    plain = models.Autoencoder(models.model_config(encoder_features=(4, 8), decoder_features=(4, 4)))
+    deep = models.Autoencoder(models.model_config(encoder_features=(4, 8), decoder_features=(4, 4), encoder_blocks=2))
+    x = jax.random.uniform(jax.random.key(9), (2, 32, 32, 32)) < 0.1
+    params = deep.init(jax.random.key(0), x)
+    enc = params["params"]["encoder"]
+    assert jax.tree.map(jnp.shape, enc["block1"]) == {"conv_a": {"kernel": (3, 3, 3, 8, 4), "bias": (4,)},
+                                                      "conv_b": {"kernel": (3, 3, 3, 4, 8), "bias": (8,)}}
+    assert set(params["params"]["decoder"]) == {"fc", "up1", "up2"}  # the decoder the fused kernel runs
+    without = {"params": {"encoder": {k: v for k, v in enc.items() if not k.startswith("block")},
+                          "decoder": params["params"]["decoder"]}}
+    z = deep.apply(params, x, method=models.Autoencoder.encode)
+    assert z.shape == (2, 2, 2, 2, 8)
+    _close(z, plain.apply(without, x, method=models.Autoencoder.encode))
+    # Once trained away from zero, the blocks change the latent.
+    enc["block1"]["conv_b"]["kernel"] = _random(enc["block1"]["conv_b"]["kernel"].shape, 10)
+    assert not np.allclose(deep.apply(params, x, method=models.Autoencoder.encode), z)
+
+
+def test_encoder_dropout_acts_in_training_only():
+    model = models.Autoencoder(models.model_config(encoder_features=(4, 4), decoder_features=(4, 4),
+                                                   encoder_dropout=0.5))
+    x = jax.random.uniform(jax.random.key(11), (2, 32, 32, 32)) < 0.2
+    params = model.init(jax.random.key(0), x)
+    encode = lambda train, key: model.apply(params, x, train, method=models.Autoencoder.encode,  # noqa: E731
+                                            rngs={"dropout": jax.random.key(key)})
+    _close(encode(False, 1), encode(False, 2))
+    _close(encode(False, 1), model.apply(params, x, method=models.Autoencoder.encode))
+    assert not np.allclose(encode(True, 1), encode(False, 1))
+    assert not np.allclose(encode(True, 1), encode(True, 2))
+    assert bool(jnp.all(jnp.isfinite(encode(True, 1))))
