@@ -71,7 +71,9 @@ def _read_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
         ids, i, j = d["ids"].astype(str), d["i"], d["j"]
         table = {"pair": np.arange(len(i)), "id_i": ids[i], "id_j": ids[j]}
         if "splits" in d.files:
-            table["splits"] = np.array(["-".join(sorted(s)) for s in zip(d["splits"][i], d["splits"][j])])
+            names, code = np.unique(d["splits"].astype(str), return_inverse=True)
+            label = np.array([["-".join(sorted((a, b))) for b in names] for a in names])
+            table["splits"] = label[code[i], code[j]]
         for key in ("iou_start", "iou_end", "smoothness", "monotonicity", "novelty_iou"):
             if key in d.files:
                 table[key] = d[key]

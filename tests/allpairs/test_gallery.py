@@ -104,6 +104,8 @@ def test_the_page_shows_the_run_and_every_link_resolves(run_dir):
     assert "topk/00_" in text and "figure6.png" in text and "median novelty iou" in text and "ref_" in text
     assert '<a href="pairs.npz">pairs</a>' in text and '<a href="figure6.png">figure</a>' in text
     assert ">gone<" not in text
+    # 2 val and 6 train shapes: 1 val-val and 12 train-val paths (and a train-val row in the by-split table)
+    assert text.count("<td>val-val</td>") == 1 and text.count("<td>train-val</td>") == 12 + 1
 
 
 def test_big_runs_cap_the_table_and_say_so(run_dir):
