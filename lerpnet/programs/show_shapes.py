@@ -2,7 +2,7 @@
 
   python -m experiments.show_shapes --source=procedural --num=16 --out=results/show_shapes/procedural_chairs.png
   python -m experiments.show_shapes --source=modelnet --num=16 --out=results/show_shapes/modelnet_chairs.png
-  python -m experiments.show_shapes --files=a.binvox,b.off --style=publication --out=/tmp/two.png
+  python -m experiments.show_shapes --files=a.binvox,b.off --style=publication --turntable --out=/tmp/two.png
 
 The ModelNet tarball is found by --path or inside the folder $LERPNET_DATA names. Shapes from
 datasets are z-up; files are shown in their own orientation (`--up_axis=y` turns ShapeNet-style
@@ -10,6 +10,8 @@ y-up files upright). `--style=publication` draws larger, smoothed cells with the
 """
 
 from __future__ import annotations
+
+import pathlib
 
 from absl import app, flags
 
@@ -29,6 +31,7 @@ _STYLE = flags.DEFINE_enum("style", "draft", list(render.STYLES),
                            "draft: the whole grid framed; publication: each set filling larger cells, smoothed.")
 _LABELS = flags.DEFINE_bool("labels", False, "Write each shape's id under it.")
 _OUT = flags.DEFINE_string("out", "results/show_shapes/shapes.png", "Output PNG.")
+_TURNTABLE = flags.DEFINE_bool("turntable", False, "Also write <out>_turntable.gif: the camera once around the first shape.")
 
 
 def main(argv) -> None:
@@ -51,7 +54,12 @@ def main(argv) -> None:
         grids, ids = data.train_voxels[: _NUM.value], data.train_ids[: _NUM.value]
     image = render.montage(grids, _NCOLS.value, labels=list(ids) if _LABELS.value else None, size=_SIZE.value or None,
                            style=_STYLE.value)
-    console.print_outputs({f"{len(grids)} shapes": render.save_png(_OUT.value, image)})
+    outputs = {f"{len(grids)} shapes": render.save_png(_OUT.value, image)}
+    if _TURNTABLE.value:
+        frames = render.turntable(grids[0], 36, _SIZE.value or None, _STYLE.value)
+        outputs["turntable"] = render.save_gif(pathlib.Path(_OUT.value).with_name(
+            f"{pathlib.Path(_OUT.value).stem}_turntable.gif"), frames, fps=12.0)
+    console.print_outputs(outputs)
 
 
 def run():
