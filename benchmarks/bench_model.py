@@ -1,37 +1,42 @@
 """Benchmark lerpnet's training step and decoding against the same network in PyTorch.
 
-    python -m experiments.bench_model --config=configs/bench_model.py --output_dir=results/perf
+    python -m benchmarks.bench_model --config=configs/bench_model.py --workdir=runs/bench_model
 
-Measures in one run on one device: the bf16 matrix-multiply and copy ceilings; lerpnet training
-steps (batch `train_batch`) and decoding per model variant and dtype; Algorithm 1 through the fused
-decoder (encode N shapes, all N^2 pairs x `steps` interpolants, threshold, bit-pack); the transposed
-convolution formulations layer by layer; and PyTorch (eager, then torch.compile) when torch is
-importable. Each figure is the median of `repeats` timed calls after warm-up, blocked until ready.
-Rows give shapes/s, useful TFLOP/s (FLOPs the network needs per shape, not what a formulation
-executes), the fraction of the measured bf16 matmul ceiling and the ratio to the best PyTorch
-figure for the same task and dtype.
+Measures in one run on one device: the bf16 matrix-multiply and copy ceilings; `lerpnet.train`'s
+training step (batch `train_batch`) and `Autoencoder.decode` per model variant and dtype; Algorithm 1
+through `lerpnet.ops.lerp_decode` (encode N shapes, all N^2 pairs x `steps` interpolants, threshold,
+bit-pack; every ordered pair decoded, then each distinct shape once) for each decoder width and
+implementation, after a sweep of the Triton kernel's launches; the transposed convolution
+formulations layer by layer; and PyTorch (eager, then torch.compile) when torch sees a GPU. Each
+figure is the median of `repeats` timed calls after warm-up, blocked until ready. Rows give
+shapes/s, useful TFLOP/s (FLOPs the network needs per shape, not what a formulation executes), the
+fraction of the measured bf16 matmul ceiling and the ratio to the best PyTorch figure for the same
+task and dtype. Writes <workdir>/<device>/bench_model.{json,csv,md} after every part.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import re
+import pathlib
 import time
 import traceback
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 from absl import app, flags, logging
 from ml_collections import config_flags
+from tqdm import tqdm
 
 from benchmarks import fast_layers
-from lerpnet import losses, models, timing
-from lerpnet.ops.lerp_decode import api as fused_decoder
+from benchmarks.timing import bf16_matmul_rate, copy_bandwidth
+from lerpnet import losses, models, train
+from lerpnet.bitpack import pack_voxels
+from lerpnet.device import device_info, device_slug
+from lerpnet.ops.lerp_decode import TritonLaunch, XlaLaunch, lerp_decode, lerp_decode_all_pairs
+from lerpnet.tables import write_table
+from lerpnet.timing import Timing, time_calls
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/bench_model.py", "Benchmark config.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/perf", "Results go to <output_dir>/<device>/.")
 
 
 def model_flops(cfg) -> dict[str, float]:
@@ -51,47 +56,56 @@ def random_voxels(key, n: int, occupancy: float) -> jax.Array:
     return (jax.random.uniform(key, (n, 32, 32, 32)) < occupancy).astype(jnp.float32)
 
 
-def make_train_step(model, tx, pos_weight: float):
-    """Adam on lerpnet's weighted BCE (torch's `pos_weight`), without training's augmentation, as
-    experiments/torch_autoencoder.py does it."""
-    loss_cfg = losses.loss_config(name="bce", pos_weight=pos_weight)
+def all_ordered_pairs(n: int) -> tuple[jax.Array, jax.Array]:
+    i, j = jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij")
+    return i.ravel(), j.ravel()
 
-    def loss_fn(params, x):
-        return jnp.mean(losses.voxel_loss(model.apply(params, x), x, loss_cfg))
 
-    @jax.jit
-    def step(state, x):
-        params, opt_state = state
-        loss, grads = jax.value_and_grad(loss_fn)(params, x)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+def describe(launch) -> str:
+    return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(launch).items())
 
-    return step
+
+def training_config(cfg, implementation: str, dtype: str):
+    """lerpnet.train's config for the PyTorch comparison: plain Adam at a constant rate, no gradient
+    clipping and no augmentation, on weighted BCE (what benchmarks/torch_autoencoder.py trains)."""
+    config = train.default_config()
+    config.model = models.model_config(implementation=implementation, dtype=dtype)
+    config.loss = losses.loss_config(name="bce", pos_weight=cfg.pos_weight)
+    config.augment.mirror_axis = -1
+    config.train.update(batch_size=cfg.train_batch, optimizer="adam", learning_rate=cfg.learning_rate,
+                        schedule="constant", grad_clip=0.0)
+    return config
 
 
 class Bench:
     """Collects rows, writes the table after every part (a cut-off run keeps what it measured)."""
 
-    def __init__(self, cfg, output_dir: str):
+    def __init__(self, cfg, workdir: str | pathlib.Path):
         self.cfg = cfg
         self.start = time.perf_counter()
-        self.meta = timing.device_info() | {"config": cfg.to_dict()}
-        slug = re.sub(r"[^a-z0-9]+", "_", self.meta["device"].lower()).strip("_")
-        self.stem = f"{output_dir}/{slug}/bench_model"
+        self.meta = device_info() | {"config": cfg.to_dict()}
+        self.stem = pathlib.Path(workdir) / device_slug() / "bench_model"
         self.rows: list[dict] = []
         self.flops = model_flops(models.model_config())
-        self.model_cfg = models.model_config()
-        self.pallas_launch = dict(cfg.pallas)  # Algorithm 1's launch: the sweep's fastest once it ran
+        self.launches = {"triton": TritonLaunch(**cfg.triton_launch), "xla": XlaLaunch(**cfg.xla_launch),
+                         "reference": None}  # Algorithm 1's launches: the sweep's fastest once it ran
 
-    def time(self, fn, *args) -> timing.Timing:
-        return timing.time_calls(fn, *args, warmup=self.cfg.warmup, repeats=self.cfg.repeats)
+    def time(self, fn, *args) -> Timing:
+        return time_calls(fn, *args, warmup=self.cfg.warmup, repeats=self.cfg.repeats)
 
-    def add(self, task: str, framework: str, variant: str, dtype: str, shapes: int, t: timing.Timing,
-            **extra) -> None:
+    def out_of_time(self, what: str) -> bool:
+        spent = time.perf_counter() - self.start > self.cfg.time_budget_s
+        if spent:
+            logging.info("time budget spent: %s skipped", what)
+        return spent
+
+    def add(self, task: str, framework: str, variant: str, dtype: str, shapes: int, t: Timing, *,
+            flops: float | None = None, **extra) -> None:
+        """One row; `flops` per shape defaults to the study-width model's for `task`."""
         rate = shapes / t.median
         row = dict(task=task, framework=framework, variant=variant, dtype=dtype, shapes_per_call=shapes,
                    median_s=t.median, min_s=t.min, max_s=t.max, shapes_per_s=rate)
-        flops = self.flops.get(task.split(":")[0])
+        flops = self.flops.get(task.split(":")[0]) if flops is None else flops
         if flops is not None:  # counted on the shapes actually decoded (fewer when duplicates are skipped)
             flop_s = extra.get("decoded_per_call", shapes) / t.median * flops
             row["useful_tflop_s"] = flop_s / 1e12
@@ -112,141 +126,132 @@ class Bench:
             if ref and not r["framework"].startswith("torch"):
                 r["ratio_to_best_torch"] = r["shapes_per_s"] / ref
         self.meta["wall_s"] = time.perf_counter() - self.start
-        timing.write_table(self.stem, self.rows, self.meta)
+        write_table(self.stem, self.rows, self.meta)
 
     # -- parts ------------------------------------------------------------------------------
 
     def ceilings(self):
-        n = self.cfg.matmul_size
-        a = jax.random.normal(jax.random.key(0), (n, n), jnp.bfloat16)
-        b = jax.random.normal(jax.random.key(1), (n, n), jnp.bfloat16)
-        t = self.time(jax.jit(lambda a, b: a @ b), a, b)
-        self.meta["bf16_matmul_flop_s"] = 2 * n**3 / t.median
-        self.meta["copy_bytes_per_s"] = timing.copy_bandwidth(self.cfg.copy_bytes)
+        self.meta["bf16_matmul_flop_s"] = bf16_matmul_rate(self.cfg.matmul_size, self.cfg.repeats)
+        self.meta["copy_bytes_per_s"] = copy_bandwidth(self.cfg.copy_bytes)
 
-    def _model(self, implementation, dtype):
-        model = models.Autoencoder(models.model_config(implementation=implementation, dtype=dtype))
+    def _model(self, **model_overrides):
+        model = models.Autoencoder(models.model_config(**model_overrides))
         params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
         return model, params
 
     def train(self):
         cfg = self.cfg
-        x = random_voxels(jax.random.key(2), cfg.train_batch, cfg.occupancy)
-        for implementation, dtype in cfg.model_variants:
-            model, params = self._model(implementation, dtype)
-            tx = optax.adam(cfg.learning_rate)
-            step = make_train_step(model, tx, cfg.pos_weight)
+        packed = pack_voxels(random_voxels(jax.random.key(2), cfg.train_batch, cfg.occupancy))
+        idx = jnp.arange(cfg.train_batch, dtype=jnp.int32)
+        for implementation, dtype in tqdm(cfg.model_variants, desc="train", unit="variant"):
+            config = training_config(cfg, implementation, dtype)
+            step = jax.jit(functools.partial(train.train_step, config=config), donate_argnums=0)
+            state = [train.create_state(config)]
 
-            def run(state, x):
+            def run():  # chained steps on the donated state, as lerpnet.train runs them
                 for _ in range(cfg.train_steps_per_call):
-                    state, loss = step(state, x)
-                return loss
+                    state[0], out = step(state[0], packed, idx)
+                return out["loss"]
 
-            t = self.time(run, (params, tx.init(params)), x)
-            self.add("train", "lerpnet", implementation, dtype, cfg.train_batch * cfg.train_steps_per_call, t)
+            self.add("train", "lerpnet", implementation, dtype, cfg.train_batch * cfg.train_steps_per_call,
+                     self.time(run))
 
     def decode(self):
-        for implementation, dtype in self.cfg.model_variants:
+        for implementation, dtype in tqdm(self.cfg.model_variants, desc="decode", unit="variant"):
             batch = self.cfg.plain_decode_batch if implementation == "flax" else self.cfg.decode_batch
             z = jax.random.normal(jax.random.key(3), (batch, 2, 2, 2, 8))
-            model, params = self._model(implementation, dtype)
+            model, params = self._model(implementation=implementation, dtype=dtype)
             dec = jax.jit(lambda p, z, m=model: m.apply(p, z, method=models.Autoencoder.decode) > 0)
             self.add("decode", "lerpnet", implementation, dtype, z.shape[0], self.time(dec, params, z))
 
-    def fused(self):
+    def launch_sweep(self):
+        """The Triton kernel's launches at N = algorithm1_n[0], study widths, decode only (z given);
+        Algorithm 1 then runs on the fastest that agrees with the XLA implementation."""
         cfg = self.cfg
-        model, params = self._model("subpixel", "float32")
-        encode = jax.jit(lambda p, x: model.apply(p, x, method=models.Autoencoder.encode))
-        kwargs = {"pallas": self.pallas_launch, "xla": dict(chunk=cfg.xla_chunk)}
-        self.meta["algorithm1_launch"] = self.pallas_launch
-        # correctness on the device: fused outputs vs the unfused float32 reference
-        x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)
-        z = encode(params, x)
-        z = z + jax.random.normal(jax.random.key(5), z.shape)  # untrained encoder: spread the latents
-        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(cfg.check_n), jnp.arange(cfg.check_n), indexing="ij"))
-        ref = fused_decoder.lerp_decode(model, params, z, i, j, steps=cfg.steps, backend="reference")
-        mismatch = {}
-        for backend in cfg.fused_backends:
-            out = fused_decoder.lerp_decode(model, params, z, i, j, steps=cfg.steps, backend=backend,
-                                            **kwargs[backend])
-            diff = jax.lax.population_count(out ^ ref).sum()
-            mismatch[backend] = float(diff) / ref.size / 32
-        self.meta["fused_bit_mismatch_vs_reference"] = mismatch
-        for n in cfg.fused_n:
-            x = random_voxels(jax.random.key(6), n, cfg.occupancy)
-            i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
-            for backend in cfg.fused_backends:
-                if backend == "xla" and n > cfg.xla_max_n:
-                    continue
-
-                @jax.jit
-                def algorithm1(params, x, i, j, backend=backend):
-                    z = model.apply(params, x, method=models.Autoencoder.encode)
-                    return fused_decoder.lerp_decode(model, params, z, i, j, steps=cfg.steps, backend=backend,
-                                                     **kwargs[backend])
-
-                t = self.time(algorithm1, params, x, i, j)
-                self.add("decode", "lerpnet", f"fused_{backend} N={n} (Algorithm 1)", "bfloat16",
-                         n * n * cfg.steps, t, algorithm1_ms=1e3 * t.median, decoded_per_call=n * n * cfg.steps)
-
-            if "pallas" in cfg.fused_backends:  # the same N^2 x steps shapes, each distinct one decoded once
-
-                @jax.jit
-                def algorithm1_once(params, x):
-                    z = model.apply(params, x, method=models.Autoencoder.encode)
-                    return fused_decoder.lerp_decode_all_pairs(model, params, z, steps=cfg.steps, backend="pallas",
-                                                               **kwargs["pallas"])
-
-                t = self.time(algorithm1_once, params, x)
-                self.add("decode", "lerpnet", f"fused_pallas N={n} (Algorithm 1, each distinct shape once)",
-                         "bfloat16", n * n * cfg.steps, t, algorithm1_ms=1e3 * t.median,
-                         decoded_per_call=n + n * (n - 1) // 2 * (cfg.steps - 2))
-
-    def pallas_sweep(self):
-        """Kernel launch shapes at N = fused_n[0], Algorithm 1's decode only (z given)."""
-        cfg = self.cfg
-        n = cfg.fused_n[0]
-        model, params = self._model("subpixel", "float32")
+        n = cfg.algorithm1_n[0]
+        model, params = self._model()
         z = jax.random.normal(jax.random.key(9), (n, 2, 2, 2, 8))
-        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
-        ref = fused_decoder.lerp_decode_xla(params, z, i, j, steps=cfg.steps)
+        i, j = all_ordered_pairs(n)
+        ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="xla")
         best = None
-        for launch in cfg.pallas_sweep:
-            if time.perf_counter() - self.start > cfg.time_budget_s:
-                logging.info("time budget spent: pallas sweep stops before %s", launch)
+        for fields in tqdm(cfg.triton_sweep, desc="triton launches", unit="launch"):
+            launch = TritonLaunch(**fields)
+            if self.out_of_time(f"launch {describe(launch)}"):
                 break
-            fn = functools.partial(fused_decoder.lerp_decode_pallas, steps=cfg.steps, **launch)
+            fn = jax.jit(lambda p, z, i, j, launch=launch: lerp_decode(model, p, z, i, j, steps=cfg.steps,
+                                                                       implementation="triton", launch=launch))
             t0 = time.perf_counter()
             out = jax.block_until_ready(fn(params, z, i, j))
             first_call_s = time.perf_counter() - t0  # mostly compilation
             mismatch = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
             t = self.time(fn, params, z, i, j)
-            self.add("decode", "lerpnet", f"fused_pallas N={n} " + " ".join(f"{k}={v}" for k, v in launch.items()),
-                     "bfloat16", n * n * cfg.steps, t, first_call_s=first_call_s, bit_mismatch_vs_xla=mismatch)
-            if "stages" not in launch and mismatch < 5e-3 and (best is None or t.median < best[0]):
-                best = (t.median, dict(launch))
+            self.add("decode", "lerpnet", f"lerp_decode triton N={n} {describe(launch)}", "bfloat16", n * n * cfg.steps,
+                     t, first_call_s=first_call_s, bit_mismatch_vs_xla=mismatch)
+            if mismatch < cfg.max_bit_mismatch and (best is None or t.median < best[0]):
+                best = (t.median, launch)
             self.write()
         if best is not None:
-            self.pallas_launch = best[1]
+            self.launches["triton"] = best[1]
+
+    def algorithm1(self):
+        """Encode N shapes and decode every ordered pair's path through lerpnet.ops.lerp_decode."""
+        cfg = self.cfg
+        self.meta["algorithm1_launch"] = {k: describe(v) for k, v in self.launches.items() if v is not None}
+        mismatch = self.meta.setdefault("bit_mismatch_vs_reference", {})
+        for widths in cfg.decoder_widths:
+            model, params = self._model(decoder_features=tuple(widths))
+            flops = model_flops(model.config)["decode"]
+            label = f"decoder {widths[0]},{widths[1]}"
+            # correctness on the device: each implementation against the unfused float32 reference
+            x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)
+            z = model.apply(params, x, method=models.Autoencoder.encode)
+            z = z + jax.random.normal(jax.random.key(5), z.shape)  # untrained encoder: spread the latents
+            i, j = all_ordered_pairs(cfg.check_n)
+            ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="reference")
+            for name in cfg.implementations:
+                out = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation=name,
+                                  launch=self.launches[name])
+                mismatch[f"{name} {label}"] = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
+            for n in tqdm(cfg.algorithm1_n, desc=f"Algorithm 1, {label}", unit="N"):
+                self._algorithm1_rows(model, params, n, label, flops)
+                self.write()
+
+    def _algorithm1_rows(self, model, params, n: int, label: str, flops: float):
+        cfg = self.cfg
+        x = random_voxels(jax.random.key(6), n, cfg.occupancy)
+        i, j = all_ordered_pairs(n)
+        encode = functools.partial(model.apply, method=models.Autoencoder.encode)
+        for name in cfg.implementations:
+            if n > cfg.max_n.get(name, n) or self.out_of_time(f"Algorithm 1 {name} N={n} {label}"):
+                continue
+            launch = self.launches[name]
+            every_pair = jax.jit(lambda p, x, i, j, name=name, launch=launch: lerp_decode(
+                model, p, encode(p, x), i, j, steps=cfg.steps, implementation=name, launch=launch))
+            once = jax.jit(lambda p, x, name=name, launch=launch: lerp_decode_all_pairs(
+                model, p, encode(p, x), steps=cfg.steps, implementation=name, launch=launch))
+            for what, fn, args, decoded in (
+                    ("every ordered pair", every_pair, (params, x, i, j), n * n * cfg.steps),
+                    ("each distinct shape once", once, (params, x), n + n * (n - 1) // 2 * (cfg.steps - 2))):
+                t = self.time(fn, *args)
+                self.add("decode", "lerpnet", f"Algorithm 1 N={n}, {what}: lerp_decode {name}", "bfloat16",
+                         n * n * cfg.steps, t, flops=flops, decoder=label, algorithm1_ms=1e3 * t.median,
+                         decoded_per_call=decoded)
 
     def layers(self):
         b = self.cfg.layer_batch
         kernels = {"up1": (4, 4, 4, 16, 32), "up2": (4, 4, 4, 32, 1)}
         inputs = {"up1": (b, 8, 8, 8, 16), "up2": (b, 16, 16, 16, 32)}
-        for layer, kshape in kernels.items():
-            for dtype in self.cfg.layer_dtypes:
-                x = jax.random.normal(jax.random.key(7), inputs[layer], dtype)
-                w = jax.random.normal(jax.random.key(8), kshape, dtype) * 0.1
-                for name in self.cfg.layer_formulations:
-                    if time.perf_counter() - self.start > self.cfg.time_budget_s:
-                        logging.info("time budget spent: layer %s %s %s skipped", layer, dtype, name)
-                        continue
-                    fn = fast_layers.CONV_TRANSPOSE[name]
-                    fwd = jax.jit(fn)
-                    self.add(f"{layer}:forward", "lerpnet", name, dtype, b, self.time(fwd, x, w))
-                    grad = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w).astype(jnp.float32) ** 2),
-                                            argnums=(0, 1)))
-                    self.add(f"{layer}:backward", "lerpnet", name, dtype, b, self.time(grad, x, w))
+        cells = [(layer, dtype, name) for layer in kernels for dtype in self.cfg.layer_dtypes
+                 for name in self.cfg.layer_formulations]
+        for layer, dtype, name in tqdm(cells, desc="layers", unit="form"):
+            if self.out_of_time(f"layer {layer} {dtype} {name}"):
+                continue
+            x = jax.random.normal(jax.random.key(7), inputs[layer], dtype)
+            w = jax.random.normal(jax.random.key(8), kernels[layer], dtype) * 0.1
+            fn = fast_layers.CONV_TRANSPOSE[name]
+            self.add(f"{layer}:forward", "lerpnet", name, dtype, b, self.time(jax.jit(fn), x, w))
+            grad = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w).astype(jnp.float32) ** 2), argnums=(0, 1)))
+            self.add(f"{layer}:backward", "lerpnet", name, dtype, b, self.time(grad, x, w))
 
     def torch(self, compile: bool):
         try:
@@ -271,7 +276,7 @@ class Bench:
                 torch.cuda.synchronize()  # time_calls blocks on jax arrays only
             return self.time(call)
 
-        for bf16 in (False, True):
+        for bf16 in tqdm((False, True), desc=label, unit="dtype"):
             dtype = "bfloat16" if bf16 else "float32"
             torch.manual_seed(0)
             model = ta.TorchAutoencoder().to(dev)
@@ -288,8 +293,7 @@ class Bench:
             z = torch.randn(cfg.decode_batch, 64, device=dev)
             for task, fn, arg, shapes in (("decode", decode, z, cfg.decode_batch),
                                           ("train", run, x, cfg.train_batch * cfg.train_steps_per_call)):
-                if compile and time.perf_counter() - self.start > cfg.time_budget_s:
-                    logging.info("time budget spent: %s %s %s skipped", label, task, dtype)
+                if compile and self.out_of_time(f"{label} {task} {dtype}"):
                     continue
                 self.add(task, label, variant, dtype, shapes, timed(fn, arg))
             if not compile:
@@ -307,13 +311,16 @@ class Bench:
             self.add(f"{layer}:forward", "torch eager", "ConvTranspose3d", "bfloat16" if bf16 else "float32", b, t)
 
 
-def run(cfg, output_dir: str) -> Bench:
+def run(cfg, workdir: str | pathlib.Path) -> Bench:
     """Runs `cfg.parts` in order; a part that fails is recorded in meta['errors'] and the rest still run."""
-    bench = Bench(cfg, output_dir)
+    bench = Bench(cfg, workdir)
     bench.meta["errors"] = {}
-    parts = {"ceilings": bench.ceilings, "train": bench.train, "decode": bench.decode, "fused": bench.fused,
-             "pallas_sweep": bench.pallas_sweep, "layers": bench.layers,
+    parts = {"ceilings": bench.ceilings, "launch_sweep": bench.launch_sweep, "algorithm1": bench.algorithm1,
+             "train": bench.train, "decode": bench.decode, "layers": bench.layers,
              "torch": functools.partial(bench.torch, False), "torch_compile": functools.partial(bench.torch, True)}
+    unknown = [name for name in cfg.parts if name not in parts]
+    if unknown:
+        raise ValueError(f"config.parts names unknown parts {unknown}; known: {', '.join(parts)}")
     for name in cfg.parts:
         logging.info("part %s (%.0f s in)", name, time.perf_counter() - bench.start)
         try:
@@ -325,11 +332,21 @@ def run(cfg, output_dir: str) -> Bench:
     return bench
 
 
+def define_flags() -> None:
+    """The command line's flags, defined only when this is the program run (so that the benchmarks,
+    each with its own --config and --workdir, can be imported together)."""
+    config_flags.DEFINE_config_file("config", "configs/bench_model.py", "Benchmark config.")
+    flags.DEFINE_string("workdir", None, "Results go to <workdir>/<device>/bench_model.{json,csv,md}.")
+    flags.mark_flags_as_required(["workdir"])
+
+
 def main(argv):
     del argv
-    bench = run(_CONFIG.value, _OUTPUT_DIR.value)
-    print(open(bench.stem + ".md").read())
+    bench = run(flags.FLAGS.config, flags.FLAGS.workdir)
+    print(bench.stem.with_suffix(".md").read_text())
+    print(f"wrote {bench.stem}.{{md,csv,json}}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,32 +1,143 @@
-"""A tiny run of the model benchmark on CPU: every part runs and the table holds what it measured."""
+"""The benchmarks on the CPU: the model benchmark's smoke run, the timing helpers, the training
+results writer and the GPU reproduction script's argument checks."""
 
 import json
+import os
+import pathlib
+import subprocess
 
+import jax
+import jax.numpy as jnp
 import pytest
 
+from benchmarks import bench_interpolation, bench_model, timing, train_results
+from lerpnet.timing import time_calls
 from lerpnet.configs import bench_model as bench_config
-from benchmarks import bench_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_smoke_run_writes_a_table(tmp_path):
     cfg = bench_config.get_config("smoke")
-    bench = bench_model.run(cfg, str(tmp_path))
-    data = json.loads(open(bench.stem + ".json").read())
+    bench = bench_model.run(cfg, tmp_path)
+    assert bench.stem == tmp_path / "cpu" / "bench_model"
+    data = json.loads(bench.stem.with_suffix(".json").read_text())
     assert data["meta"]["errors"] == {}
     assert data["meta"]["bf16_matmul_flop_s"] > 0 and data["meta"]["copy_bytes_per_s"] > 0
     tasks = {(r["task"], r["framework"], r["variant"], r["dtype"]) for r in data["rows"]}
     assert ("train", "lerpnet", "subpixel", "float32") in tasks
     assert ("decode", "lerpnet", "subpixel", "float32") in tasks
-    assert any(t[2].startswith("fused_xla N=3") for t in tasks)
+    assert any(t[2] == "Algorithm 1 N=3, every ordered pair: lerp_decode xla" for t in tasks)
+    assert any(t[2] == "Algorithm 1 N=3, each distinct shape once: lerp_decode xla" for t in tasks)
     assert any(t[0] == "up2:forward" for t in tasks)
     for row in data["rows"]:
         assert row["shapes_per_s"] > 0 and row["min_s"] <= row["median_s"] <= row["max_s"]
-    assert data["meta"]["fused_bit_mismatch_vs_reference"]["xla"] < 5e-3
+    once = next(r for r in data["rows"] if "each distinct shape once" in r["variant"])
+    assert once["decoded_per_call"] == 3 + 3 * 1 and once["shapes_per_call"] == 3 * 3 * 3
+    assert data["meta"]["bit_mismatch_vs_reference"]["xla decoder 16,32"] < 5e-3
     for suffix in (".csv", ".md"):
-        assert (bench.stem + suffix) and open(bench.stem + suffix).read().count("\n") > len(data["rows"])
+        assert bench.stem.with_suffix(suffix).read_text().count("\n") > len(data["rows"])
+
+
+def test_unknown_parts_are_refused_before_any_work(tmp_path):
+    cfg = bench_config.get_config("smoke")
+    cfg.parts = ("ceilings", "fused")
+    with pytest.raises(ValueError, match="fused"):
+        bench_model.run(cfg, tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_model_flops_count_the_decoder_at_about_50_mflop():
     flops = bench_model.model_flops(bench_model.models.model_config())
     assert flops["decode"] == pytest.approx(51.4e6, rel=0.01)
     assert flops["up1"] == 2 * 64 * 512 * 16 * 32
+    wide = bench_model.model_flops(bench_model.models.model_config(decoder_features=(64, 64)))
+    assert wide["up1"] == 2 * 64 * 512 * 64 * 64 and wide["decode"] > 5 * flops["decode"]
+
+
+def test_kernel_benchmark_checks_and_times_each_launch(monkeypatch):
+    from lerpnet.ops.lerp import IMPLEMENTATIONS, triton
+
+    monkeypatch.setattr(bench_interpolation, "LAUNCHES", (("xla", None), ("triton", triton.TritonLaunch(block_j=16))))
+    # the Mosaic GPU kernels interpret slowly on a CPU: the Triton kernel stands for them here
+    monkeypatch.setattr(bench_interpolation, "IMPLEMENTATIONS", {k: IMPLEMENTATIONS[k] for k in ("triton", "xla", "numpy")})
+    rows = bench_interpolation.bench_large(5, jnp.float32, copy_bw=1e9)
+    assert [(r["implementation"], r["launch"]) for r in rows] == [
+        ("xla", ""), ("triton", "block_i=8 block_j=16 pairs_block=16 num_warps=4")]
+    for r in rows:
+        assert r["correct"] is True and 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"] and r["write_GBps"] > 0
+    floor = timing.time_in_jit_loop(lambda z: z * 2, jnp.ones((1, 64)), inner=2, warmup=1, repeats=2)
+    small = bench_interpolation.bench_small(3, jnp.bfloat16, 2, "triton", floor)
+    assert small[0]["implementation"] == "launch floor (triton, N = 1)"
+    assert [r["implementation"] for r in small[1:]] == ["triton", "xla"]  # numpy is not timed in a jitted loop
+    assert all(r["correct"] is True and r["of_launch_floor"] > 0 for r in small[1:])
+
+
+def test_time_in_jit_loop_does_the_work_every_iteration():
+    # A loop whose body XLA hoisted or trimmed would report far less than a real call takes.
+    x = jax.random.normal(jax.random.key(1), (384, 384))
+    work = jax.jit(lambda a: jnp.tanh(a @ a) @ a)
+    per_call = time_calls(work, x, warmup=2, repeats=5).median
+    in_loop = timing.time_in_jit_loop(work, x, inner=10, warmup=1, repeats=3).median
+    assert in_loop > 0.25 * per_call
+
+
+def test_copy_bandwidth_positive():
+    assert timing.copy_bandwidth(1 << 20, repeats=3) > 0
+
+
+def _fake_run(path: pathlib.Path) -> None:
+    path.mkdir()
+    config = {"data": {"source": "modelnet", "category": "chair", "rotations": "all", "path": "/data/x/chairs.tar.gz"},
+              "model": {"dtype": "float32", "encoder_features": [64, 128], "decoder_features": [64, 64]},
+              "train": {"batch_size": 128}}
+    (path / "config.json").write_text(json.dumps(config))
+    val = {"split": "val", "iou@0.3": 0.6, "iou@0.4": 0.65, "pred_occupancy": 0.04, "target_occupancy": 0.03}
+    records = [{"step": 0, "split": "train", "shapes_per_s": 10.0}, {"step": 200, "split": "train", "shapes_per_s": 2000.0},
+               {"step": 400, "split": "train", "shapes_per_s": 3000.0}, {**val, "step": 200, "iou@0.5": 0.70},
+               {**val, "step": 400, "iou@0.5": 0.69}]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (path / "curves.png").write_bytes(b"curves")
+    (path / "reconstructions").mkdir()
+    for step in (200, 400):
+        (path / "reconstructions" / f"step_{step:07d}.png").write_bytes(f"step {step}".encode())
+
+
+def test_train_results_summarise_a_run(tmp_path):
+    _fake_run(tmp_path / "run")
+    log = "I0000 train.py] data: 9060 training shapes, 84 validation shapes (modelnet)\nW0000 noise\n"
+    summary = train_results.write_results(tmp_path / "run", tmp_path / "out", command="python -m experiments.train",
+                                          exit_code=0, wall_s=88.4, log=log)
+    out = tmp_path / "out"
+    assert json.loads((out / "run.json").read_text()) == json.loads(json.dumps(summary))
+    assert summary["final_val"]["step"] == 400 and summary["best_val"]["step"] == 200
+    assert summary["train_shapes_per_s_median"] == 2500.0  # the first interval (compilation) left out
+    assert summary["data_shapes"] == {"train": 9060, "val": 84}
+    assert json.loads((out / "config.json").read_text())["data"]["path"] == "chairs.tar.gz"
+    readme = (out / "README.md").read_text()
+    assert "python -m experiments.train" in readme and "| 0.690 |" in readme and "9,060 train / 84 val" in readme
+    assert "2,500" in readme and "88 s" in readme and "at step 200" in readme
+    assert (out / "reconstructions.png").read_bytes() == b"step 400"
+    assert (out / "curves.png").read_bytes() == b"curves"
+    assert "noise" not in (out / "train.log").read_text()
+
+
+def test_train_results_refuse_a_run_without_evaluations(tmp_path):
+    _fake_run(tmp_path / "run")
+    (tmp_path / "run" / "metrics.jsonl").write_text(json.dumps({"step": 0, "split": "train", "shapes_per_s": 1.0}))
+    with pytest.raises(ValueError, match="no validation record"):
+        train_results.write_results(tmp_path / "run", tmp_path / "out", command="", exit_code=1, wall_s=1.0)
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["bogus"], {}, "unknown part 'bogus'"),
+    (["tests", "train"], {"LERPNET_DATA": ""}, "LERPNET_DATA is not set"),
+    (["interpolate"], {"LERPNET_DATA": "/no/such/file.tar.gz"}, "does not exist"),
+    (["interpolate"], {"LERPNET_DATA": __file__, "LERPNET_RUN": "/no/such/run"}, "needs a trained run"),
+])
+def test_reproduce_gpu_checks_its_arguments_before_any_work(tmp_path, args, env, message):
+    out = tmp_path / "out"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "reproduce_gpu.sh"), str(out), *args],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr
+    assert not out.exists()

@@ -1,4 +1,4 @@
-"""Tests for the shared helpers: bit packing, IoU metrics and the timing utilities."""
+"""Tests for the shared helpers: bit packing, IoU metrics, tables and device records."""
 
 import json
 
@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import bitpack, metrics, timing
+from lerpnet import bitpack, metrics
+from lerpnet.device import device_info, device_slug
+from lerpnet.tables import write_table
 
 
 def _random_grids(rng, shape, p=0.2):
@@ -52,25 +54,23 @@ def test_iou_edge_cases():
     assert float(metrics.packed_iou(bitpack.pack_voxels(full), bitpack.pack_voxels(full))) == 1.0
 
 
-def test_time_in_jit_loop_does_the_work_every_iteration():
-    # A loop whose body XLA hoisted or trimmed would report far less than a real call takes.
-    x = jax.random.normal(jax.random.key(1), (384, 384))
-    work = jax.jit(lambda a: jnp.tanh(a @ a) @ a)
-    per_call = timing.time_calls(work, x, warmup=2, repeats=5).median
-    in_loop = timing.time_in_jit_loop(work, x, inner=10, warmup=1, repeats=3).median
-    assert in_loop > 0.25 * per_call
-
-
 def test_write_table(tmp_path):
     rows = [{"n": 2, "ms": 0.123456}, {"n": 4, "ms": 1.5, "note": "x"}]
-    meta = timing.device_info()
-    timing.write_table(tmp_path / "t", rows, meta)
+    meta = device_info()
+    assert write_table(tmp_path / "t", rows, meta) == tmp_path / "t.md"
     data = json.loads((tmp_path / "t.json").read_text())
     assert data["rows"] == rows and data["meta"]["jax"] == jax.__version__
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == "n,ms,note"
     md = (tmp_path / "t.md").read_text()
     assert "| n | ms | note |" in md and "0.1235" in md
+    assert not list(tmp_path.glob(".*.tmp"))  # written through lerpnet.files: no temporaries left
 
 
-def test_copy_bandwidth_positive():
-    assert timing.copy_bandwidth(1 << 20, repeats=3) > 0
+def test_device_slug_is_a_folder_name_of_the_device_kind(monkeypatch):
+    assert device_slug() == jax.devices()[0].device_kind.lower().replace(" ", "_")  # "cpu" here
+
+    class H100:
+        device_kind = "NVIDIA H100 80GB HBM3"
+
+    monkeypatch.setattr(jax, "devices", lambda: [H100()])
+    assert device_slug() == "nvidia_h100_80gb_hbm3"

@@ -7,33 +7,36 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.filterwarnings("ignore:The Pallas Triton backend is deprecated:DeprecationWarning")
 def test_sweep_smoke_writes_tables_and_figure(tmp_path):
-    subprocess.run([sys.executable, "-m", "experiments.sweep_sizes", "--config=configs/sweep.py:smoke",
-                    f"--workdir={tmp_path}"], cwd=ROOT, check=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.sweep_sizes", "--config=configs/sweep.py:smoke",
+                           f"--workdir={tmp_path}"], cwd=ROOT, check=True, timeout=300, capture_output=True, text=True)
     out = tmp_path / "cpu"
+    assert f"wrote {out}/sweep." in done.stdout
     result = json.loads((out / "sweep.json").read_text())
     rows, meta = result["rows"], result["meta"]
     assert meta["device"] and meta["jax"] and meta["copy_GBps"] > 0 and meta["config"]["steps"] == 11
-    timed = {(r["backend"], r["dtype"], r["n"]) for r in rows if r["kind"] == "interpolate" and r["status"] == "ok"}
+    timed = {(r["implementation"], r["dtype"], r["n"]) for r in rows if r["kind"] == "interpolate" and r["status"] == "ok"}
     for dtype in ("float32", "bfloat16"):
-        assert {("jnp", dtype, n) for n in (2, 10, 20)} <= timed
+        assert {("xla", dtype, n) for n in (2, 10, 20)} <= timed
         assert {("numpy", dtype, n) for n in (2, 10, 20)} <= timed
-        assert ("pallas", dtype, 10) in timed
+        assert ("mosaic_smem", dtype, 10) in timed
     skipped = [r for r in rows if r["status"] == "skipped"]
-    assert {(r["backend"], r["n"]) for r in skipped} == {("pallas", 20)}
+    assert {(r["implementation"], r["n"]) for r in skipped} == {("mosaic_smem", 20)}
     assert all("interpret" in r["reason"] for r in skipped)
     for r in rows:
         if r["status"] == "ok" and r["kind"] == "interpolate":
             assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
             assert r["bytes"] == r["n"] ** 2 * 11 * 64 * (4 if r["dtype"] == "float32" else 2)
             assert r["GBps"] > 0 and r["compile_s"] >= 0
-    assert {r["backend"] for r in rows if r["kind"] == "model"} == {"encode", "decode_all_interpolants",
-                                                                   "whole_program"}
+    assert {r["part"] for r in rows if r["kind"] == "model"} == {"encode", "decode_all_interpolants", "whole_program"}
     assert (out / "sweep.csv").stat().st_size > 0 and (out / "sweep.md").read_text().count("|") > 10
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_needs_a_workdir():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.sweep_sizes", "--config=configs/sweep.py:smoke"],
+                          cwd=ROOT, timeout=120, capture_output=True, text=True)
+    assert done.returncode != 0 and "workdir" in done.stderr
