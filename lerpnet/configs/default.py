@@ -2,11 +2,10 @@
 
     python -m experiments.train --config=configs/default.py --workdir=runs/default    # or bin/train
 
-Expected (measured 2026-11-25 on this project's 2-core CPU, jax 0.11.2, float32): 500 steps x 16
-shapes in 139 s wall (startup and 6 evaluations included, ~3.8 steps/s), mean validation IoU@0.5
-0.589 on the 100 held-out procedural chairs (IoU@0.3 0.533); reconstructions show seat, back, legs
-and arms (runs/default/reconstructions/step_0000500.png). The CPU was shared with other jobs, so
-expect the same or faster on an idle 2-core machine.
+Expected (measured 2026-11-25 on 2 CPU cores, jax 0.11.2, float32): 500 steps x 16 shapes in 139 s
+wall (startup and 6 evaluations included, ~3.8 steps/s), mean validation IoU@0.5 0.589 on the 100
+held-out procedural chairs (IoU@0.3 0.533); reconstructions show seat, back, legs and arms
+(runs/default/reconstructions/step_0000500.png). No data to download: the chairs are generated.
 Smoke variant (a few steps of a tiny model, for tests): --config=configs/default.py:smoke
 """
 

@@ -3,10 +3,11 @@
     python -m experiments.train --config=configs/shapenet_vox32.py --workdir=runs/shapenet_vox32 \\
         --config.data.path=/path/to/ShapeNetVox32
 
-The default path is the 6-chair sample in ../shared/data (enough for the smoke variant, far too few
-to train on); point --config.data.path at a full ShapeNetVox32 download (6,778 chairs).
-Expected: not measured here (the full ShapeNetVox32 is not available on this project's machines).
-Smoke variant (a few steps on the 6-chair sample, for tests): --config=configs/shapenet_vox32.py:smoke
+The data is the ShapeNetVox32 folder (6,778 chairs in the full download), from --config.data.path=...
+or LERPNET_DATA.
+Expected: not measured yet (no run on the full ShapeNetVox32 has been made); the tests train the
+smoke variant on a 6-chair sample.
+Smoke variant (a few steps on a handful of chairs, for tests): --config=configs/shapenet_vox32.py:smoke
 """
 
 import ml_collections
