@@ -1,6 +1,7 @@
 """Voxel file formats: round trips, the resize rule, an independent reader, and bad input."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,15 @@ from binvox import Binvox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lerpnet.data import VoxelFormatError, fit_to_resolution, load_binvox, load_voxels, save_binvox
+from lerpnet.data import (
+    OpenSurfaceWarning,
+    VoxelFormatError,
+    fit_to_resolution,
+    load_binvox,
+    load_voxels,
+    save_binvox,
+    voxelize_mesh,
+)
 
 SHAPENET_GLOB = "shapenetvox32_sample/ShapeNetVox32/03001627/*/model.binvox"
 _fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -200,7 +209,7 @@ def test_npy_and_single_array_npz(tmp_path):
         ("two.npz", lambda p: np.savez(p, a=np.zeros((8,) * 3), b=np.zeros((8,) * 3)), "exactly one array"),
         ("nokey.mat", lambda p: scipy.io.savemat(p, {"voxels": np.zeros((30,) * 3, np.int8)}), "no 'instance'"),
         ("text.mat", lambda p: p.write_text("hello"), "not a readable MATLAB"),
-        ("obj.npy", lambda p: np.save(p, np.array([None] * 8), allow_pickle=True), "not a readable .npy"),
+        ("obj.npy", lambda p: np.save(p, np.array([[[None]]]), allow_pickle=True), "got dtype object"),
         ("a.vox", lambda p: p.write_bytes(b"VOX "), "unknown voxel file type '.vox'"),
         ("empty.off", lambda p: p.write_text("OFF\n0 0 0\n"), "mesh"),
     ],
@@ -216,6 +225,61 @@ def test_bad_files_raise_voxel_format_error(tmp_path, name, write, problem):
 def test_save_binvox_refuses_non_masks(tmp_path):
     with pytest.raises(VoxelFormatError, match="other than 0 and 1"):
         save_binvox(tmp_path / "x.binvox", np.full((4, 4, 4), 2))
+
+
+@pytest.mark.parametrize(
+    "translate, scale", [((np.nan, 0, 0), 1.0), ((0, 0, 0), np.inf), ((0, 0), 1.0), (("a", 0, 0), 1.0)]
+)
+def test_save_binvox_refuses_what_load_binvox_rejects(tmp_path, translate, scale):
+    path = tmp_path / "x.binvox"
+    with pytest.raises(VoxelFormatError, match="three finite numbers and one") as info:
+        save_binvox(path, np.zeros((4, 4, 4), bool), translate=translate, scale=scale)
+    assert str(path) in str(info.value) and not path.exists()
+
+
+def test_save_binvox_refuses_grids_over_the_dims_cap(tmp_path, monkeypatch):
+    from lerpnet.data import formats
+
+    monkeypatch.setattr(formats, "MAX_GRID_SIDE", 8)  # the real cap is 1024: too big to allocate in a test
+    with pytest.raises(VoxelFormatError, match="outside 1..8"):
+        save_binvox(tmp_path / "x.binvox", np.zeros((9, 9, 9), bool))
+    save_binvox(tmp_path / "ok.binvox", np.zeros((8, 8, 8), bool))
+    assert load_binvox(tmp_path / "ok.binvox")[0].shape == (8, 8, 8)
+
+
+def test_save_binvox_keeps_full_float_precision(tmp_path):
+    translate, scale = (0.1 + 0.2, -1 / 3, 1e-7), 0.7071067811865476
+    save_binvox(tmp_path / "x.binvox", np.zeros((4, 4, 4), bool), translate=np.array(translate), scale=np.float32(scale))
+    header = load_binvox(tmp_path / "x.binvox")[1]
+    assert header.translate == translate  # exactly, not to 6 digits
+    assert header.scale == float(np.float32(scale))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"dim 8 0_8 8", b"dim 8 8 8 8", b"dim 8 8 +8", b"dim 8 8 8.0", b"translate 1_0 0 0", b"translate 0 0",
+     b"translate inf 0 0", b"scale 1 2", b"scale 0x1", b"scale 1e5000"],
+)
+def test_binvox_header_numbers_are_parsed_strictly(tmp_path, line):
+    """Python's int()/float() accept '0_8', '+8', 'inf', ...: the header must not."""
+    save_binvox(tmp_path / "good.binvox", np.zeros((8, 8, 8), bool))
+    key = line.split()[0]
+    good = tmp_path.joinpath("good.binvox").read_bytes()
+    old = next(ln for ln in good.split(b"\n") if ln.startswith(key))
+    bad = tmp_path / "bad.binvox"
+    bad.write_bytes(good.replace(old, line))
+    with pytest.raises(VoxelFormatError, match="malformed|finite|not cubic") as info:
+        load_voxels(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_binvox_header_accepts_what_binvox_writes(tmp_path):
+    save_binvox(tmp_path / "g.binvox", np.ones((8, 8, 8), bool))
+    data = tmp_path.joinpath("g.binvox").read_bytes()
+    data = data.replace(b"translate 0.0 0.0 0.0", b"translate -0.5 .25 1.5e-02").replace(b"scale 1.0", b"scale 1")
+    tmp_path.joinpath("h.binvox").write_bytes(data)
+    header = load_binvox(tmp_path / "h.binvox")[1]
+    assert header.translate == (-0.5, 0.25, 0.015) and header.scale == 1.0
 
 
 # ---- the resize rule ----
@@ -282,3 +346,82 @@ def test_mesh_loader_reads_off_as_modelnet_ships_it(tmp_path):
     (tmp_path / "s.off").write_text(buf.getvalue())
     voxels = load_voxels(tmp_path / "s.off")
     assert voxels[16, 16, 16] and 0.4 < voxels.mean() < 0.6  # a filled ball (pi/6 of the cube)
+
+
+def _open_box(subdivisions: int = 0) -> trimesh.Trimesh:
+    """A unit box without its top face (two triangles), optionally subdivided first."""
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    for _ in range(subdivisions):
+        box = box.subdivide()
+    keep = ~((box.face_normals[:, 2] > 0.9) & (box.triangles_center[:, 2] > 0.49))
+    box.update_faces(keep)
+    return box
+
+
+def test_open_box_stays_a_shell_and_says_so(tmp_path):
+    """Nothing is enclosed: the documented answer is the surface shell, with a warning naming the file."""
+    path = tmp_path / "open.off"
+    _open_box().export(path)
+    with pytest.warns(OpenSurfaceWarning, match=f"{path}.*encloses no volume"):
+        voxels = load_voxels(path)
+    assert voxels.sum() == 32**3 - 30 * 30 * 31  # five walls, one voxel thick
+    assert not voxels[1:31, 1:31, 1:].any()  # hollow and open at the top
+
+
+def test_closed_box_is_solid_without_warning(tmp_path):
+    path = tmp_path / "closed.off"
+    trimesh.creation.box(extents=(1.0, 1.0, 1.0)).export(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_voxels(path).all()
+
+
+def test_small_holes_do_not_let_the_outside_in():
+    """A box missing one small triangle (a hole under a voxel wide) is filled; only the hole's voxel
+    stays empty."""
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0)).subdivide().subdivide().subdivide()
+    holed = box.copy()
+    holed.update_faces(np.arange(1, len(box.faces)))
+    assert not holed.is_watertight
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        voxels = voxelize_mesh(holed, 32, "holed")
+    assert voxels.sum() >= 32**3 - 2 and voxels[1:31, 1:31, 1:31].all()
+
+
+def test_flat_sheet_is_one_layer_with_a_warning():
+    sheet = trimesh.Trimesh(vertices=[[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], faces=[[0, 1, 2], [0, 2, 3]])
+    with pytest.warns(OpenSurfaceWarning):
+        voxels = voxelize_mesh(sheet, 32, "sheet")
+    assert voxels.sum() == 32 * 32 and voxels[:, :, 15:17].sum() == 32 * 32  # one layer, centred
+
+
+def test_watertight_thin_mesh_is_not_reported_open():
+    plate = trimesh.creation.box(extents=(1.0, 1.0, 0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        voxels = voxelize_mesh(plate, 32, "plate")
+    assert voxels.any(axis=(0, 1)).sum() <= 2
+
+
+def test_span_sets_the_longest_side_like_3d_shapenets():
+    """span=24 in a 32 grid: the longest side covers voxels 4..27, as the 3D ShapeNets sets do."""
+    voxels = voxelize_mesh(trimesh.creation.box(extents=(0.5, 1.0, 2.0)), 32, span=24)
+    z = np.flatnonzero(voxels.any(axis=(0, 1)))
+    assert (z[0], z[-1]) == (4, 27)
+    assert np.flatnonzero(voxels.any(axis=(1, 2))).size in (6, 7)
+
+
+@pytest.mark.parametrize("hole, filled", [(1, True), (2, True), (3, False)])
+def test_fill_rule_seals_holes_up_to_two_voxels_wide(hole, filled):
+    """The documented rule, on a voxel surface: a hollow cube whose wall has a hole x hole gap."""
+    from lerpnet.data.meshes import solid_voxels
+
+    surface = np.zeros((32, 32, 32), bool)
+    surface[4:28, 4:28, 4:28] = True
+    surface[5:27, 5:27, 5:27] = False
+    surface[4, 10 : 10 + hole, 10 : 10 + hole] = False  # the hole, in the x = 4 wall
+    solid = solid_voxels(surface)
+    assert solid[5:27, 5:27, 5:27].all() == filled
+    assert not solid[4, 10 : 10 + hole, 10 : 10 + hole].any()  # the hole itself stays open
+    assert not (solid & ~surface)[:4].any() and not solid[28:].any()  # nothing outside the box

@@ -1,52 +1,45 @@
 """Voxel datasets in the layouts people download, de-duplicated, split by id, cached, z-up.
 
-Sources (config field `source`):
+Sources (config field `source`; the layouts and downloads are in `sources.LAYOUTS`):
 - "procedural": `procedural_chairs(num_shapes or 1000, seed)`; needs no files.
 - "modelnet": 3D ShapeNets `volumetric_data/<category>/30/{train,test}/<category>_<id>_<rot>.mat`,
-  read from the released `.tar.gz` directly or from the unpacked tree; rotation `_1` is the
-  canonical pose, `rotations="all"` adds the other 11 azimuths to the training split only.
-  Files named after another category are skipped (the chair folder holds one night stand).
+  read from a `.tar.gz` of it directly or from the unpacked tree; rotation `_1` is the canonical
+  pose, `rotations="all"` adds the other 11 azimuths to the training split only. Files named after
+  another category are skipped (the chair folder holds one night stand).
+- "modelnet_meshes": the ModelNet10 meshes, `ModelNet10/<category>/{train,test}/<category>_<id>.off`
+  (`path` may be the ModelNet10 folder or the category folder), voxelised as 3D ShapeNets did:
+  z-up, longest side over 24 of the 32 voxels, centred (see `meshes` for how open meshes are
+  filled). The split is the release's: train/ trains, test/ validates (`val_fraction` unused).
 - "shapenet_vox32": `ShapeNetVox32/<synset>/<model_id>/model.binvox` (`path` may be the
-  ShapeNetVox32 folder, its parent, or the synset folder).
-- "folder": every voxel or mesh file directly in `path` (see `formats.SUFFIXES`), id = file name.
+  ShapeNetVox32 folder, its parent, or the synset folder); ids are the model ids.
+- "folder": every voxel or mesh file directly in `path` (see `formats.SUFFIXES`); ids are the
+  file names (made safe, see `sources.file_ids`). Files do not say which way is up, so this source
+  needs `up_axis` ("z", or "y" for ShapeNet-style binvox files): an error names the field if unset.
 
-Axis convention: lerpnet is z-up (array axis 2). ModelNet/3D ShapeNets, procedural chairs and
-folders default to z-up; ShapeNet is y-up and is turned by `to_z_up` (a proper rotation).
-Decoding thousands of small files is slow, so each file source is decoded once into a `.npz`
-cache whose name hashes the source's bytes: edit a file and the cache is rebuilt.
+`path` = "" takes the source's usual download name inside the folder named by LERPNET_DATA
+(`sources.resolve_path`). Axis convention: lerpnet is z-up (array axis 2); ShapeNet is y-up and is
+turned by `to_z_up` (a proper rotation). Each file source is decoded once into a verified `.npz`
+cache whose name hashes the source's bytes (see `cache`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import pathlib
-import re
-import tarfile
-import tempfile
 
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
-from lerpnet.data.formats import SUFFIXES, VoxelFormatError, decode_voxels
+from lerpnet.data import sources
+from lerpnet.data.cache import cached
 from lerpnet.data.procedural import procedural_chairs
+from lerpnet.data.reading import file_digest
+from lerpnet.data.sources import LAYOUTS, RESOLUTION
 
-RESOLUTION = 32
 PROCEDURAL_DEFAULT_COUNT = 1000
-SOURCES = ("procedural", "modelnet", "shapenet_vox32", "folder")
-DEFAULT_UP_AXIS = {"procedural": "z", "modelnet": "z", "shapenet_vox32": "y", "folder": "z"}
-SHAPENET_SYNSETS = {
-    "airplane": "02691156",
-    "bench": "02828884",
-    "car": "02958343",
-    "chair": "03001627",
-    "lamp": "03636649",
-    "sofa": "04256520",
-    "table": "04379243",
-}
-_CACHE_VERSION = "2"  # bump when decoding changes, so old caches are not reused
+SOURCES = ("procedural",) + tuple(LAYOUTS)
+_CACHE_VERSION = "3"  # bump when decoding changes, so old caches are not reused
 
 
 def dataset_config(**overrides) -> ml_collections.ConfigDict:
@@ -54,15 +47,15 @@ def dataset_config(**overrides) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict(
         {
             "source": "procedural",  # one of SOURCES
-            "path": "",  # file or folder of the source (modelnet: the .tar.gz or the unpacked root)
+            "path": "",  # the source's file or folder; "" = its usual name inside $LERPNET_DATA
             "category": "chair",
             "num_shapes": 0,  # procedural: how many (0 = 1000); other sources: a cap after de-dup (0 = all)
             "seed": 0,  # procedural generation and the order the split and cap draw from
-            "val_fraction": 0.1,
+            "val_fraction": 0.1,  # not used by modelnet_meshes (the release's test folder validates)
             "rotations": "canonical",  # "canonical" | "all" (modelnet's 12 azimuths, train split only)
             "dedup": True,
             "cache_dir": "",  # "" = ~/.cache/lerpnet
-            "up_axis": "",  # "" = the source's convention (DEFAULT_UP_AXIS); "y" or "z"
+            "up_axis": "",  # "" = the source's convention (required for "folder"); "y" or "z"
         }
     )
     unknown = set(overrides) - set(cfg.keys())
@@ -95,177 +88,102 @@ def to_z_up(voxels: np.ndarray, up_axis: str) -> np.ndarray:
     raise ValueError(f"unknown up_axis {up_axis!r}: expected 'y' or 'z'")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Records:
-    """Decoded shapes before de-dup and split: model id and rotation index (1 = canonical) each."""
-
-    voxels: np.ndarray
-    ids: np.ndarray
-    rotations: np.ndarray
-
-
 def load_dataset(cfg: ml_collections.ConfigDict) -> Dataset:
     """Load, rotate to z-up, de-duplicate, cap and split a dataset described by `dataset_config`.
 
     The split is by model id after de-duplication (so no shape is in both splits, and all rotations
     of a model stay in its split): ids are ordered by a hash of (seed, id), the first
     round(val_fraction * n) go to validation (a cap `num_shapes` keeps the first n of that order).
+    A source with its own split (modelnet_meshes) keeps it: a cap keeps each split's share, and a
+    validation shape identical to a training shape is dropped.
     """
-    if cfg.source not in SOURCES:
-        raise ValueError(f"unknown dataset source {cfg.source!r}: expected one of {SOURCES}")
-    if cfg.rotations not in ("canonical", "all"):
-        raise ValueError(f"rotations must be 'canonical' or 'all', got {cfg.rotations!r}")
-    if cfg.rotations == "all" and cfg.source != "modelnet":
-        raise ValueError("rotations='all' needs source='modelnet' (the only source with pre-rotated copies)")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
-    records = _load_records(cfg)
-    canonical = records.rotations == 1
-    keep_ids = sorted(set(records.ids[canonical].tolist()))
+    up = _check(cfg)
+    records = _load_records(cfg, up)
+    canonical = records["rotations"] == 1
+    ids, splits = records["ids"], records["splits"]
+    split_of = {str(i): str(s) for i, s in zip(ids[canonical], splits[canonical])}
+    keep_ids = sorted(split_of)
     if cfg.dedup:
-        keep_ids = _distinct_ids(records.voxels[canonical], records.ids[canonical])
+        keep_ids = _distinct_ids(records["voxels"][canonical], ids[canonical], splits[canonical])
     order = sorted(keep_ids, key=lambda i: hashlib.sha256(f"{cfg.seed}:{i}".encode()).digest())
-    if cfg.source != "procedural" and cfg.num_shapes > 0:
-        order = order[: cfg.num_shapes]
-    n_val = int(round(cfg.val_fraction * len(order)))
-    val, train = set(order[:n_val]), set(order[n_val:])
-    by_id = sorted(range(len(records.ids)), key=lambda k: (records.ids[k], records.rotations[k]))
-    train_idx = [k for k in by_id if records.ids[k] in train]
-    val_idx = [k for k in by_id if records.ids[k] in val and canonical[k]]
+    if any(split_of.values()):  # the release's split
+        val_order = [i for i in order if split_of[i] == "val"]
+        cap = cfg.num_shapes if cfg.num_shapes > 0 else len(order)
+        n_val = int(round(cap * len(val_order) / max(len(order), 1)))
+        val = set(val_order[:n_val])
+        train = set([i for i in order if split_of[i] == "train"][: max(min(cap, len(order)) - len(val), 0)])
+    else:
+        if cfg.source != "procedural" and cfg.num_shapes > 0:
+            order = order[: cfg.num_shapes]
+        n_val = int(round(cfg.val_fraction * len(order)))
+        val, train = set(order[:n_val]), set(order[n_val:])
+    by_id = sorted(range(len(ids)), key=lambda k: (ids[k], records["rotations"][k]))
+    train_idx = [k for k in by_id if ids[k] in train]
+    val_idx = [k for k in by_id if ids[k] in val and canonical[k]]
     with_rotation = cfg.rotations == "all"
+    rotations = records["rotations"]
     return Dataset(
-        train_voxels=records.voxels[train_idx],
-        train_ids=tuple(
-            f"{records.ids[k]}_{records.rotations[k]}" if with_rotation else str(records.ids[k]) for k in train_idx
-        ),
-        val_voxels=records.voxels[val_idx],
-        val_ids=tuple(str(records.ids[k]) for k in val_idx),
+        train_voxels=records["voxels"][train_idx],
+        train_ids=tuple(f"{ids[k]}_{rotations[k]}" if with_rotation else str(ids[k]) for k in train_idx),
+        val_voxels=records["voxels"][val_idx],
+        val_ids=tuple(str(ids[k]) for k in val_idx),
     )
 
 
-def _distinct_ids(voxels: np.ndarray, ids: np.ndarray) -> list[str]:
-    """Ids left when shapes with identical voxels are merged, keeping the smallest id of each group."""
+def _check(cfg) -> str:
+    """Refuse a bad dataset config before any file is read; the up axis to turn from."""
+    if cfg.source not in SOURCES:
+        raise ValueError(f"unknown dataset source {cfg.source!r}: expected one of {SOURCES}")
+    if cfg.rotations not in ("canonical", "all"):
+        raise ValueError(f"data.rotations must be 'canonical' or 'all', got {cfg.rotations!r}")
+    if cfg.rotations == "all" and cfg.source != "modelnet":
+        raise ValueError("rotations='all' needs source='modelnet' (the only source with pre-rotated copies)")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.up_axis not in ("", "y", "z"):
+        raise ValueError(f"data.up_axis must be 'y', 'z' or '' (the source's), got {cfg.up_axis!r}")
+    up = cfg.up_axis or ("z" if cfg.source == "procedural" else LAYOUTS[cfg.source].up_axis)
+    if not up:
+        raise ValueError(f"data.up_axis: source {cfg.source!r} files do not say which way is up; set it to 'z' "
+                         "(lerpnet's convention, 3D ShapeNets .mat) or 'y' (ShapeNet .binvox)")
+    return up
+
+
+def _distinct_ids(voxels: np.ndarray, ids: np.ndarray, splits: np.ndarray) -> list[str]:
+    """Ids left when shapes with identical voxels are merged, keeping of each group the training
+    copy (where the source has a split), then the smallest id."""
     first_by_content: dict[bytes, str] = {}
-    for k in sorted(range(len(ids)), key=lambda k: ids[k]):
+    for k in sorted(range(len(ids)), key=lambda k: (splits[k] == "val", ids[k])):
         first_by_content.setdefault(np.packbits(voxels[k]).tobytes(), str(ids[k]))
     return sorted(first_by_content.values())
 
 
-def _load_records(cfg) -> _Records:
-    up = cfg.up_axis or DEFAULT_UP_AXIS[cfg.source]
+def _load_records(cfg, up: str) -> dict[str, np.ndarray]:
+    """Every shape of the source: arrays voxels (z-up), ids, rotations and splits."""
     if cfg.source == "procedural":
         n = cfg.num_shapes or PROCEDURAL_DEFAULT_COUNT
         ids = np.array([f"procedural_{cfg.seed}_{i:05d}" for i in range(n)])
-        return _Records(to_z_up(procedural_chairs(n, cfg.seed), up), ids, np.ones(n, dtype=np.int64))
-    if not cfg.path:
-        raise ValueError(f"dataset source {cfg.source!r} needs cfg.path")
-    path = pathlib.Path(cfg.path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"dataset path {path} does not exist")
+        return dict(voxels=to_z_up(procedural_chairs(n, cfg.seed), up), ids=ids,
+                    rotations=np.ones(n, dtype=np.int64), splits=np.full(n, ""))
+    path = sources.resolve_path(cfg.source, cfg.path)
     key = hashlib.sha256(
         f"{_CACHE_VERSION}|{cfg.source}|{cfg.category}|{cfg.rotations}|{up}|{RESOLUTION}".encode()
     )
-    archive = cfg.source == "modelnet" and path.is_file()
+    archive = cfg.source == "modelnet" and not path.is_dir()
     if archive:  # hashing the archive is much cheaper than decompressing it
-        key.update(hashlib.sha256(path.read_bytes()).digest())
+        key.update(file_digest(path))
     else:
-        files = _list_files(cfg.source, path, cfg.category, cfg.rotations)
-        for name, data in files:
-            key.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        items = sources.list_files(cfg.source, path, cfg.category, cfg.rotations)
+        key.update(sources.files_digest(items))
     cache_dir = pathlib.Path(cfg.cache_dir or "~/.cache/lerpnet").expanduser()
     cache = cache_dir / f"{cfg.source}-{cfg.category}-{cfg.rotations}-{key.hexdigest()[:20]}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            voxels = np.unpackbits(z["voxels"], axis=-1, count=RESOLUTION).view(bool)
-            return _Records(voxels, z["ids"], z["rotations"])
-    if archive:
-        files = _modelnet_archive_files(path, cfg.category, cfg.rotations)
-    records = _decode_all(files, up, desc=f"decoding {cfg.source} {cfg.category} (cached after)")
-    _write_cache(cache, records)
-    return records
 
+    def build() -> dict[str, np.ndarray]:
+        listed = sources.archive_items(path, cfg.category, cfg.rotations) if archive else items
+        span = sources.MESH_SPAN if cfg.source == "modelnet_meshes" else None
+        voxels = sources.decode_items(listed, f"decoding {cfg.source} {cfg.category} (cached after)", span)
+        return dict(voxels=to_z_up(voxels, up), ids=np.array([i.id for i in listed]),
+                    rotations=np.array([i.rotation for i in listed], dtype=np.int64),
+                    splits=np.array([i.split for i in listed]))
 
-def _write_cache(cache: pathlib.Path, records: _Records) -> None:
-    """Write atomically (temp file + rename) so an interrupted build never leaves a bad cache."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f, voxels=np.packbits(records.voxels, axis=-1), ids=records.ids, rotations=records.rotations
-            )
-        os.replace(tmp, cache)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _decode_all(files, up: str, desc: str) -> _Records:
-    ids, rots = [], []
-    voxels = np.zeros((len(files),) + (RESOLUTION,) * 3, dtype=bool)
-    for k, (name, data) in enumerate(tqdm(files, desc=desc, unit="file", leave=False)):
-        model_id, rotation = _model_id(name)
-        voxels[k] = decode_voxels(data, name, RESOLUTION)
-        ids.append(model_id)
-        rots.append(rotation)
-    return _Records(to_z_up(voxels, up), np.array(ids), np.array(rots, dtype=np.int64))
-
-
-_MODELNET_FILE = re.compile(r"(?:^|/)(?P<cat>[^/]+)/30/(?:train|test)/(?P<id>[^/]+)_(?P<rot>\d+)\.mat$")
-
-
-def _model_id(name: str) -> tuple[str, int]:
-    """(model id, rotation) of a source file name: 3D ShapeNets names carry the rotation."""
-    match = _MODELNET_FILE.search(name)
-    if match:
-        return match["id"], int(match["rot"])
-    p = pathlib.PurePath(name)
-    return (p.parent.name, 1) if p.name == "model.binvox" else (p.name, 1)
-
-
-def _list_files(source: str, path: pathlib.Path, category: str, rotations: str) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every file of the source, in a stable order; the bytes key the cache."""
-    if source == "modelnet":
-        mats = sorted(path.rglob("*.mat"))
-        files = [(f.as_posix(), f.read_bytes()) for f in mats if _is_wanted(f.as_posix(), category, rotations)]
-        what = f"3D ShapeNets '{category}/30/{{train,test}}/*.mat' files"
-    elif source == "shapenet_vox32":
-        synset = SHAPENET_SYNSETS.get(category, category)
-        candidates = (path, path / synset, path / "ShapeNetVox32" / synset)
-        root = next((p for p in candidates if p.name == synset and p.is_dir()), path / synset)
-        files = [(str(f), f.read_bytes()) for f in sorted(root.glob("*/model.binvox"))]
-        what = f"'{synset}/<model_id>/model.binvox' files"
-    else:
-        if not path.is_dir():
-            raise VoxelFormatError(path, "folder source needs a directory")
-        files = [(str(f), f.read_bytes()) for f in sorted(path.iterdir()) if f.suffix.lower() in SUFFIXES]
-        what = f"voxel files ({', '.join(SUFFIXES)})"
-    if not files:
-        raise VoxelFormatError(path, f"no {what} found")
-    return files
-
-
-def _is_wanted(name: str, category: str, rotations: str) -> bool:
-    """Files of `category` (by folder AND file name: the released chair folder also holds a
-    mislabelled `night_stand_000000112`) in the wanted rotations."""
-    match = _MODELNET_FILE.search(name)
-    return (
-        bool(match)
-        and match["cat"] == category
-        and match["id"].startswith(f"{category}_")
-        and (rotations == "all" or match["rot"] == "1")
-    )
-
-
-def _modelnet_archive_files(path: pathlib.Path, category: str, rotations: str) -> list[tuple[str, bytes]]:
-    """The wanted `.mat` members of a 3D ShapeNets `.tar.gz`, read in one streaming pass."""
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            members = {
-                m.name: tar.extractfile(m).read() for m in tar if m.isfile() and _is_wanted(m.name, category, rotations)
-            }
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise VoxelFormatError(path, f"not a readable tar archive ({err})") from None
-    if not members:
-        raise VoxelFormatError(path, f"archive has no '{category}/30/{{train,test}}/*.mat' members")
-    return [(f"{path}:{name}", members[name]) for name in sorted(members)]
+    return cached(cache, build)

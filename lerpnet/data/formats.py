@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+import os
 import pathlib
+import re
+import zipfile
 
 import numpy as np
 import scipy.io
-import trimesh
 
-MESH_SUFFIXES = (".off", ".obj", ".stl", ".ply")
+from lerpnet.data.meshes import MESH_SUFFIXES, decode_mesh
+from lerpnet.data.reading import MAX_GRID_SIDE, VoxelFormatError, check_array_size, read_file
+from lerpnet.files import write_bytes
+
 SUFFIXES = (".binvox", ".mat", ".npy", ".npz") + MESH_SUFFIXES
 MAT_KEY = "instance"
 _BINVOX_MAGIC = b"#binvox 1"
 _MAX_RUN = 255  # a binvox run length is one byte
-
-
-class VoxelFormatError(ValueError):
-    """A voxel file (or directory of them) that cannot be read as a binary voxel grid."""
-
-    def __init__(self, source: str | pathlib.Path, problem: str):
-        super().__init__(f"{source}: {problem}")
-        self.source = str(source)
-        self.problem = problem
+# Header numbers as binvox writes them; Python's int()/float() would also take "3_2", " 1", "nan".
+_INT = re.compile(rb"[0-9]{1,9}")
+_FLOAT = re.compile(rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+_MASK_KINDS = "biuf"  # bool, signed and unsigned integers, floats: anything else is not a mask
+_MAT_ITEMSIZE = {"logical": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
+                 "int64": 8, "uint64": 8, "single": 4, "double": 8}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,16 +68,15 @@ def _pad_centred(voxels: np.ndarray, size: int) -> np.ndarray:
     return np.pad(voxels, [(before, after)] * 3)
 
 
-def load_binvox(path: str | pathlib.Path) -> tuple[np.ndarray, BinvoxHeader]:
+def load_binvox(path: str | os.PathLike) -> tuple[np.ndarray, BinvoxHeader]:
     """Read a binvox v1 file at its own resolution, with its translate/scale header.
 
     `load_voxels` drops the header; use this when the voxels must be placed back in model space.
     """
-    path = pathlib.Path(path)
-    return decode_binvox(path.read_bytes(), path)
+    return decode_binvox(read_file(path), path)
 
 
-def decode_binvox(data: bytes, source: str | pathlib.Path) -> tuple[np.ndarray, BinvoxHeader]:
+def decode_binvox(data: bytes, source: str | os.PathLike) -> tuple[np.ndarray, BinvoxHeader]:
     """Decode binvox bytes: header lines up to `data`, then (value, count) byte pairs in x-z-y order.
 
     The array is transposed to x-y-z as binvox-rw and the `binvox` package do, so ShapeNetVox32
@@ -114,33 +116,48 @@ def decode_binvox(data: bytes, source: str | pathlib.Path) -> tuple[np.ndarray, 
 
 
 def _parse_binvox_header(fields: dict[bytes, list[bytes]], source) -> BinvoxHeader:
-    try:
-        dims = tuple(int(w) for w in fields[b"dim"])
-        translate = tuple(float(w) for w in fields.get(b"translate", [b"0", b"0", b"0"]))
-        scale = float(fields.get(b"scale", [b"1"])[0])
-    except KeyError:
-        raise VoxelFormatError(source, "binvox header has no 'dim' line") from None
-    except (ValueError, IndexError):
-        raise VoxelFormatError(source, "binvox header has a malformed dim/translate/scale line") from None
+    if b"dim" not in fields:
+        raise VoxelFormatError(source, "binvox header has no 'dim' line")
+    translate = fields.get(b"translate", [b"0", b"0", b"0"])
+    scale = fields.get(b"scale", [b"1"])
+    if not all(_INT.fullmatch(w) for w in fields[b"dim"]) or not all(
+        _FLOAT.fullmatch(w) for w in translate + scale
+    ) or len(translate) != 3 or len(scale) != 1:
+        raise VoxelFormatError(source, "binvox header has a malformed dim/translate/scale line "
+                                       "(need 'dim n n n', 'translate x y z', 'scale s' with plain decimals)")
+    dims = tuple(int(w) for w in fields[b"dim"])
     if len(dims) != 3 or len(set(dims)) != 1:
         raise VoxelFormatError(source, f"binvox dims {dims} are not cubic (need 'dim n n n')")
-    if not 1 <= dims[0] <= 1024:
-        raise VoxelFormatError(source, f"binvox dim {dims[0]} is outside 1..1024")
-    if len(translate) != 3 or not np.all(np.isfinite(translate + (scale,))):
+    if not 1 <= dims[0] <= MAX_GRID_SIDE:
+        raise VoxelFormatError(source, f"binvox dim {dims[0]} is outside 1..{MAX_GRID_SIDE}")
+    header = BinvoxHeader(dims=dims, translate=tuple(float(w) for w in translate), scale=float(scale[0]))
+    if not all(math.isfinite(v) for v in (*header.translate, header.scale)):
         raise VoxelFormatError(source, "binvox translate/scale must be three finite numbers and one")
-    return BinvoxHeader(dims=dims, translate=translate, scale=scale)
+    return header
 
 
 def save_binvox(
-    path: str | pathlib.Path,
+    path: str | os.PathLike,
     voxels: np.ndarray,
     translate: tuple[float, float, float] = (0.0, 0.0, 0.0),
     scale: float = 1.0,
 ) -> None:
-    """Write a cubic 0/1 grid (x-y-z order, as `load_binvox` returns it) as a binvox v1 file."""
-    path = pathlib.Path(path)
+    """Write a cubic 0/1 grid (x-y-z order, as `load_binvox` returns it) as a binvox v1 file.
+
+    Refuses what `load_binvox` would refuse (sides over MAX_GRID_SIDE, non-finite translate or
+    scale); numbers are written in full precision (shortest round-trip repr), so they read back equal.
+    """
     voxels = as_mask(np.asarray(voxels), path)
     n = voxels.shape[0]
+    if n > MAX_GRID_SIDE:
+        raise VoxelFormatError(path, f"binvox dim {n} is outside 1..{MAX_GRID_SIDE}")
+    try:
+        numbers = [float(t) for t in translate] + [float(scale)]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
+        raise VoxelFormatError(path, f"binvox translate/scale must be three finite numbers and one, got "
+                                     f"{translate!r}, {scale!r}")
     flat = voxels.transpose(0, 2, 1).ravel()
     # Runs of equal values, each split into pieces of at most 255 (one count byte).
     starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
@@ -151,26 +168,26 @@ def save_binvox(
     last = np.cumsum(pieces) - 1
     counts[last] = lengths - (pieces - 1) * _MAX_RUN
     header = (
-        f"#binvox 1\ndim {n} {n} {n}\ntranslate {' '.join(f'{t:g}' for t in translate)}\n"
-        f"scale {scale:g}\ndata\n"
+        f"#binvox 1\ndim {n} {n} {n}\ntranslate {' '.join(repr(t) for t in numbers[:3])}\n"
+        f"scale {numbers[3]!r}\ndata\n"
     )
     body = np.stack([values, counts.astype(np.uint8)], axis=1).tobytes()
-    path.write_bytes(header.encode("ascii") + body)
+    write_bytes(path, header.encode("ascii") + body)
 
 
-def as_mask(array: np.ndarray, source: str | pathlib.Path) -> np.ndarray:
+def as_mask(array: np.ndarray, source: str | os.PathLike) -> np.ndarray:
     """Check that an array is a cubic 3-D grid of 0/1 values and return it as bool.
 
     Values other than 0 and 1 (NaN, 0.5, 255) are refused rather than thresholded: they usually
-    mean the file holds something other than an occupancy mask (an SDF, a probability map).
+    mean the file holds something other than an occupancy mask (an SDF, a probability map), and so
+    are dtypes other than bool, integers and floats (timedeltas, complex numbers, strings).
     """
     if array.ndim != 3 or len(set(array.shape)) != 1 or array.shape[0] == 0:
         raise VoxelFormatError(source, f"expected a cubic 3-D voxel grid, got shape {array.shape}")
+    _check_mask_dtype(array.dtype, source)
     if array.dtype == bool:
         return array
-    if not (np.issubdtype(array.dtype, np.number)) or np.iscomplexobj(array):
-        raise VoxelFormatError(source, f"expected a 0/1 voxel mask, got dtype {array.dtype}")
-    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+    if array.dtype.kind == "f" and np.isnan(array).any():
         raise VoxelFormatError(source, "voxel mask contains NaN")
     full = array == 1
     if not np.all(full | (array == 0)):
@@ -179,72 +196,72 @@ def as_mask(array: np.ndarray, source: str | pathlib.Path) -> np.ndarray:
     return full
 
 
-def decode_mat(data: bytes, source: str | pathlib.Path) -> np.ndarray:
-    """Decode a 3D ShapeNets `.mat` (MATLAB v5, key `instance`, 30^3 int8 0/1, z-up)."""
+def _check_mask_dtype(dtype: np.dtype, source) -> None:
+    if dtype.kind not in _MASK_KINDS:
+        raise VoxelFormatError(source, f"expected a 0/1 voxel mask (bool, integer or float), got dtype {dtype}")
+
+
+def decode_mat(data: bytes, source: str | os.PathLike) -> np.ndarray:
+    """Decode a 3D ShapeNets `.mat` (MATLAB v5, key `instance`, 30^3 int8 0/1, z-up).
+
+    The variable's declared shape and class are checked before its data is decompressed.
+    """
     try:
-        contents = scipy.io.loadmat(io.BytesIO(data), variable_names=[MAT_KEY])
+        declared = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(io.BytesIO(data))}
     except Exception as err:  # scipy raises a zoo of types (ValueError, TypeError, zlib.error...) on bad input
         raise VoxelFormatError(source, f"not a readable MATLAB v5 .mat file ({type(err).__name__}: {err})") from None
-    if MAT_KEY not in contents:
+    if MAT_KEY not in declared:
         raise VoxelFormatError(source, f".mat file has no {MAT_KEY!r} variable (3D ShapeNets layout expected)")
-    return as_mask(np.asarray(contents[MAT_KEY]), source)
-
-
-def decode_numpy(data: bytes, source: str | pathlib.Path, suffix: str) -> np.ndarray:
-    """Decode `.npy`, or a `.npz` holding exactly one array (pickles refused)."""
+    shape, kind = declared[MAT_KEY]
+    if kind not in _MAT_ITEMSIZE:
+        raise VoxelFormatError(source, f".mat variable {MAT_KEY!r} is a MATLAB {kind}, not a numeric array")
+    check_array_size(source, shape, _MAT_ITEMSIZE[kind])
     try:
-        loaded = np.load(io.BytesIO(data), allow_pickle=False)
-        if suffix == ".npz":
-            with loaded:
-                arrays = [loaded[name] for name in loaded.files]
-        else:
-            arrays = [loaded]
-    except Exception as err:  # numpy raises many types on bad bytes (zlib.error, TokenError, BadZipFile...)
+        array = scipy.io.loadmat(io.BytesIO(data), variable_names=[MAT_KEY])[MAT_KEY]
+    except Exception as err:
+        raise VoxelFormatError(source, f"not a readable MATLAB v5 .mat file ({type(err).__name__}: {err})") from None
+    return as_mask(np.asarray(array), source)
+
+
+def decode_numpy(data: bytes, source: str | os.PathLike, suffix: str) -> np.ndarray:
+    """Decode `.npy`, or a `.npz` holding exactly one array; shape and dtype are checked from the
+    header before the data is read or decompressed (pickles are never loaded)."""
+    try:
+        if suffix == ".npy":
+            return as_mask(_read_npy(io.BytesIO(data), source), source)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if len(members) != 1:
+                raise VoxelFormatError(source, f".npz must hold exactly one array, found {len(members)}")
+            with archive.open(members[0]) as member:
+                return as_mask(_read_npy(member, source), source)
+    except VoxelFormatError:
+        raise
+    except Exception as err:  # zipfile, zlib and numpy's header parser raise many types on bad bytes
         raise VoxelFormatError(source, f"not a readable {suffix} array ({type(err).__name__}: {err})") from None
-    if len(arrays) != 1:
-        raise VoxelFormatError(source, f"{suffix} must hold exactly one array, found {len(arrays)}")
-    return as_mask(np.asarray(arrays[0]), source)
 
 
-def voxelize_mesh(mesh: trimesh.Trimesh, resolution: int, source: str | pathlib.Path = "mesh") -> np.ndarray:
-    """Voxelise a mesh as a solid: centred, scaled so its longest side spans the whole grid.
-
-    The surface is voxelised at pitch 1 after scaling the longest side to `resolution - 1` (voxel
-    centres 0..resolution-1), and the interior is filled, like the solid voxel sets are.
-    """
-    if mesh.is_empty or mesh.faces.size == 0:
-        raise VoxelFormatError(source, "mesh has no faces")
-    bounds = mesh.bounds
-    extent = float((bounds[1] - bounds[0]).max())
-    if not np.isfinite(extent) or extent <= 0:
-        raise VoxelFormatError(source, "mesh has a degenerate or non-finite bounding box")
-    scaled = mesh.copy()
-    factor = (resolution - 1) / extent
-    centre_shift = (resolution - 1) / 2 - (bounds[0] + bounds[1]) / 2 * factor
-    scaled.apply_transform(trimesh.transformations.scale_and_translate(factor, centre_shift))
-    filled = scaled.voxelized(pitch=1.0).fill()
-    idx = np.round(filled.points).astype(np.int64)
-    idx = idx[np.all((idx >= 0) & (idx < resolution), axis=1)]
-    grid = np.zeros((resolution,) * 3, dtype=bool)
-    grid[tuple(idx.T)] = True
-    return grid
+def _read_npy(stream, source) -> np.ndarray:
+    """One `.npy` array from a stream, refused by its header if it is not a mask within the caps."""
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise VoxelFormatError(source, f".npy format version {version} is not supported")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(stream)
+    _check_mask_dtype(dtype, source)
+    check_array_size(source, shape, dtype.itemsize)
+    size = math.prod(shape) * dtype.itemsize
+    raw = stream.read(size)
+    if len(raw) != size:
+        raise VoxelFormatError(source, f".npy data is {len(raw)} bytes, its header declares {size} (truncated?)")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
-def decode_mesh(data: bytes, source: str | pathlib.Path, suffix: str, resolution: int) -> np.ndarray:
-    """Load mesh bytes with trimesh (scenes are merged into one mesh) and voxelise them."""
-    try:
-        mesh = trimesh.load(io.BytesIO(data), file_type=suffix[1:], force="mesh")
-    except Exception as err:  # trimesh's parsers raise many types on bad input
-        raise VoxelFormatError(source, f"not a readable {suffix} mesh ({type(err).__name__}: {err})") from None
-    if not isinstance(mesh, trimesh.Trimesh):
-        raise VoxelFormatError(source, f"{suffix} file holds no triangle mesh")
-    return voxelize_mesh(mesh, resolution, source)
-
-
-def decode_voxels(data: bytes, source: str | pathlib.Path, resolution: int = 32) -> np.ndarray:
+def decode_voxels(data: bytes, source: str | os.PathLike, resolution: int = 32, span: int | None = None) -> np.ndarray:
     """Decode the bytes of a voxel or mesh file (format chosen by `source`'s suffix).
 
     Shared by `load_voxels` and the dataset readers, which also read members of a `.tar.gz`.
+    `span` applies to meshes only (see `meshes.voxelize_mesh`).
     """
     suffix = pathlib.PurePath(str(source)).suffix.lower()
     if suffix == ".binvox":
@@ -254,19 +271,19 @@ def decode_voxels(data: bytes, source: str | pathlib.Path, resolution: int = 32)
     elif suffix in (".npy", ".npz"):
         voxels = decode_numpy(data, source, suffix)
     elif suffix in MESH_SUFFIXES:
-        return decode_mesh(data, source, suffix, resolution)
+        return decode_mesh(data, source, suffix, resolution, span)
     else:
         raise VoxelFormatError(source, f"unknown voxel file type {suffix!r} (supported: {', '.join(SUFFIXES)})")
     return fit_to_resolution(voxels, resolution)
 
 
-def load_voxels(path: str | pathlib.Path, resolution: int = 32) -> np.ndarray:
+def load_voxels(path: str | os.PathLike, resolution: int = 32) -> np.ndarray:
     """Load a voxel or mesh file as a bool (resolution,)*3 grid in the file's own orientation.
 
     Formats: `.binvox` (v1), 3D ShapeNets `.mat`, `.npy`, single-array `.npz`, and meshes
-    (`.off`, `.obj`, `.stl`, `.ply`) voxelised as solids. Grids of another size follow
-    `fit_to_resolution`: larger ones are any-pooled, smaller ones centred and zero-padded.
-    Raises `VoxelFormatError` (a ValueError) naming the file for anything malformed.
+    (`.off`, `.obj`, `.stl`, `.ply`; filled where they enclose volume, see `lerpnet.data.meshes`).
+    Grids of another size follow `fit_to_resolution`: larger ones are any-pooled, smaller ones
+    centred and zero-padded. Only regular files are opened and sizes are capped (`reading`).
+    Raises `VoxelFormatError` (a ValueError) naming the file for anything malformed or unreadable.
     """
-    path = pathlib.Path(path)
-    return decode_voxels(path.read_bytes(), path, resolution)
+    return decode_voxels(read_file(path), path, resolution)
