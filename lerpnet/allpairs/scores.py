@@ -1,19 +1,26 @@
-"""Scores for interpolation paths, computed on the device from bit-packed (or bool) grids.
+"""Every scoring rule for interpolation paths: on the device from bit-packed grids, then on the host.
 
 A path is the T decoded shapes between two inputs. What makes it a good morph, in numbers:
 it starts and ends at the inputs (endpoint fidelity), never jumps (smoothness: the lowest IoU
 between consecutive steps), moves away from one input and towards the other (monotonicity), and
 its middle is a shape that is not simply a training shape (novelty: the highest IoU of the
-midpoint with any training shape; low means new).
+midpoint with any training shape; low means new). `plausible` and `largest_part` decide whether
+a midpoint counts as a shape at all; `medians` and `by_split` summarise.
+
+The path from j to i is the path from i to j reversed, so `reversed_scores` derives its scores
+from those of i -> j (exactly: every rule below is checked against it in the tests), and
+`ordered_pair_scores` assembles every ordered pair from the unique ones and the N constant paths.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import scipy.ndimage
 
 from lerpnet.bitpack import pack_voxels, unpack_voxels
-from lerpnet.metrics import occupancy, packed_iou
+from lerpnet.metrics import packed_iou
 
 VOXELS = 32 * 32 * 32
 
@@ -22,6 +29,12 @@ def as_packed(grids) -> jax.Array:
     """bool (..., 32, 32, 32) grids -> packed uint32 (..., 32, 32); packed grids pass through."""
     grids = jnp.asarray(grids)
     return grids if grids.dtype == jnp.uint32 else pack_voxels(grids.astype(bool))
+
+
+def _occupancy(packed: jax.Array) -> jax.Array:
+    """Fraction of full voxels of packed grids, by popcount (exact: counts <= 32768 < 2**24)."""
+    count = jnp.sum(jax.lax.population_count(packed).astype(jnp.int32), axis=(-2, -1))
+    return count.astype(jnp.float32) / VOXELS
 
 
 def path_scores(path, start, end, tolerance: float = 0.0) -> dict[str, jax.Array]:
@@ -53,9 +66,9 @@ def path_scores(path, start, end, tolerance: float = 0.0) -> dict[str, jax.Array
         "smoothness": jnp.min(step_iou, axis=1),
         "monotonicity": jnp.mean(right_way, axis=1, dtype=jnp.float32),
         "monotonic_violation": jnp.maximum(violation, 0.0),
-        "occupancy": occupancy(unpack_voxels(path)),
-        "occupancy_start": occupancy(unpack_voxels(start)),
-        "occupancy_end": occupancy(unpack_voxels(end)),
+        "occupancy": _occupancy(path),
+        "occupancy_start": _occupancy(start),
+        "occupancy_end": _occupancy(end),
     }
 
 
@@ -78,3 +91,123 @@ def nearest_iou(shapes, reference_bits, reference_counts) -> tuple[jax.Array, ja
     union = counts[:, None] + reference_counts[None, :] - inter
     iou = jnp.where(union == 0, 1.0, inter / jnp.maximum(union, 1.0))
     return jnp.max(iou, axis=1), jnp.argmax(iou, axis=1).astype(jnp.int32)
+
+
+def midpoint_novelty(path, reference_bits, reference_counts, *, reverse: bool = False) -> dict[str, jax.Array]:
+    """`novelty_iou` and `nearest_reference` of each path's midpoint (step T // 2).
+
+    reverse=True with an even T also scores step T // 2 - 1, the midpoint of the reversed path
+    (`reverse_novelty_iou`, `reverse_nearest_reference`), so `reversed_scores` can derive it; with
+    an odd T the two midpoints are one step and nothing is added.
+    """
+    path = as_packed(path)
+    steps = path.shape[1]
+    out = dict(zip(("novelty_iou", "nearest_reference"),
+                   nearest_iou(path[:, steps // 2], reference_bits, reference_counts)))
+    if reverse and steps % 2 == 0:
+        out["reverse_novelty_iou"], out["reverse_nearest_reference"] = nearest_iou(
+            path[:, steps // 2 - 1], reference_bits, reference_counts)
+    return out
+
+
+# How each score of i -> j gives the score of j -> i: (the score it comes from, reversed along steps?).
+_REVERSED = {
+    "iou_start": ("iou_end", False), "iou_end": ("iou_start", False),
+    "iou_to_start": ("iou_to_end", True), "iou_to_end": ("iou_to_start", True),
+    "step_iou": ("step_iou", True), "occupancy": ("occupancy", True),
+    "occupancy_start": ("occupancy_end", False), "occupancy_end": ("occupancy_start", False),
+    # the minimum step IoU, the share of right-way steps and the largest wrong-way change are the
+    # same read backwards (a right-way step of i -> j is one of j -> i: falling and rising swap sign)
+    "smoothness": ("smoothness", False), "monotonicity": ("monotonicity", False),
+    "monotonic_violation": ("monotonic_violation", False),
+}
+_MIDPOINT = {"novelty_iou": "reverse_novelty_iou", "nearest_reference": "reverse_nearest_reference"}
+_MIDPOINT |= {v: k for k, v in _MIDPOINT.items()}
+
+
+def reversed_scores(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The scores of the reversed paths (j -> i) from those of i -> j; every key must have a rule.
+
+    The midpoint of the reversed path is the same step when T is odd; with an even T the scores
+    must hold the `reverse_*` midpoint (from `midpoint_novelty(reverse=True)`), and the two swap.
+    """
+    both_midpoints = "reverse_novelty_iou" in scores
+    steps = scores["occupancy"].shape[1]
+    if steps % 2 == 0 and "novelty_iou" in scores and not both_midpoints:
+        raise ValueError(f"with an even number of steps ({steps}) the reversed path's midpoint is another step: "
+                         "score it with midpoint_novelty(reverse=True)")
+    out = {}
+    for key, value in scores.items():
+        if key in _REVERSED:
+            source, flip = _REVERSED[key]
+            out[key] = scores[source][:, ::-1] if flip else scores[source]
+        elif key in _MIDPOINT:
+            out[key] = scores[_MIDPOINT[key]] if both_midpoints else value
+        else:
+            raise ValueError(f"no rule for reversing the score {key!r}")
+    return out
+
+
+def ordered_pair_scores(unique: dict[str, np.ndarray], diagonal: dict[str, np.ndarray], n: int) -> dict:
+    """Every ordered pair (i, j) of n shapes, row i * n + j, from the scores of the pairs i < j (in
+    `np.triu_indices(n, 1)` order) and of the n constant paths (i, i); `reverse_*` keys dropped."""
+    i, j = np.divmod(np.arange(n * n), n)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    row = lo * n - lo * (lo + 1) // 2 + hi - lo - 1  # the row of (lo, hi) among the pairs i < j
+    backward = reversed_scores(unique) if len(row) else unique
+    out = {}
+    for key in (k for k in diagonal if not k.startswith("reverse_")):
+        forward, back, same = unique[key], backward[key], diagonal[key]
+        column = np.empty((n * n, *same.shape[1:]), same.dtype)
+        column[i < j] = forward[row[i < j]]
+        column[i > j] = back[row[i > j]]
+        column[i == j] = same[i[i == j]]
+        out[key] = column
+    return out
+
+
+def plausible(scores: dict[str, np.ndarray], plausible_cfg) -> np.ndarray:
+    """Paths whose midpoint can count as a shape (scores only; `largest_part` is checked later):
+    smooth, both inputs reconstructed, midpoint occupancy in range of the inputs'."""
+    occ = scores["occupancy"]
+    mid = occ[:, occ.shape[1] // 2]
+    lo, hi = plausible_cfg.occupancy_range
+    low_input = np.minimum(scores["occupancy_start"], scores["occupancy_end"])
+    high_input = np.maximum(scores["occupancy_start"], scores["occupancy_end"])
+    return ((scores["i"] != scores["j"])
+            & (scores["smoothness"] >= plausible_cfg.min_smoothness)
+            & (np.minimum(scores["iou_start"], scores["iou_end"]) >= plausible_cfg.min_endpoint_iou)
+            & (mid >= lo * low_input) & (mid <= hi * high_input))
+
+
+def largest_part(grid: np.ndarray) -> float:
+    """Fraction of a grid's voxels in its largest face-connected piece (1.0 for an empty grid)."""
+    labels, count = scipy.ndimage.label(grid)
+    if count == 0:
+        return 1.0
+    return float(np.bincount(labels.ravel())[1:].max() / grid.sum())
+
+
+def medians(scores: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
+    """The median of each score over the paths in `mask`, and the fraction of monotone paths."""
+    mid = scores["occupancy"].shape[1] // 2
+    columns = {
+        "iou_start": scores["iou_start"],
+        "iou_end": scores["iou_end"],
+        "smoothness": scores["smoothness"],
+        "monotonicity": scores["monotonicity"],
+        "monotonic_violation": scores["monotonic_violation"],
+        "novelty_iou": scores["novelty_iou"],
+        "midpoint_occupancy": scores["occupancy"][:, mid],
+    }
+    out = {f"median_{k}": float(np.median(v[mask])) if mask.any() else float("nan") for k, v in columns.items()}
+    out["fraction_monotone"] = float(np.mean(scores["monotonicity"][mask] == 1.0)) if mask.any() else float("nan")
+    return out
+
+
+def by_split(scores: dict[str, np.ndarray], splits: tuple[str, ...], mask: np.ndarray) -> dict[str, dict]:
+    """Medians per combination of the two inputs' splits ("val-val", "train-val", ...)."""
+    splits = np.array(splits)
+    group = np.array(["-".join(sorted(p)) for p in zip(splits[scores["i"]], splits[scores["j"]])])
+    return {g: {"paths": int((mask & (group == g)).sum()), **medians(scores, mask & (group == g))}
+            for g in sorted(set(group[mask]))}

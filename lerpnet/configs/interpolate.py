@@ -1,23 +1,28 @@
 """End-to-end interpolation (the 2018 study's Algorithm 1): decode, score and show every pair's path.
 
-    python -m experiments.interpolate --config=configs/interpolate.py[:VARIANT] --workdir=DIR \
+    lerpnet-interpolate --config=configs/interpolate.py[:VARIANT] --workdir=DIR \
         --config.checkpoint_dir=RUN [voxel files ...]
 
-RUN is a trained run's workdir (from `experiments.train`; its config.json says which model and
-dataset) or one of its `checkpoints/<step>` folders. Voxel files after the flags replace the
-dataset's shapes. Rerunning on the same DIR resumes (finished blocks are kept).
+(`python -m experiments.interpolate` is the same program.) RUN is a trained run's workdir (from
+`lerpnet-train`; its config.json says which model and dataset) or one of its `checkpoints/<step>`
+folders. Voxel files after the flags replace the dataset's shapes. Rerunning on the same DIR
+resumes: finished blocks are kept, and a rerun with other settings or another model is refused.
+
+The decoder is the fused lerp-decode (`lerpnet.ops.lerp_decode`: the Triton kernel on a GPU, the
+fused XLA jit elsewhere; `--config.implementation=reference` runs the unfused model decoder); each
+distinct shape is decoded once whatever the pair mode. A voxel is full where sigmoid(logit) >
+threshold, the run's own threshold (its threshold.json, else 0.5) unless `--config.threshold` says.
 
 Variants:
 - (none): 50 shapes of the run's dataset (validation first, then training), every unique pair.
-- `smoke`: 6 shapes, 5 steps, blocks of 8 pairs; what the tests run. CPU smoke from a clean
-  checkout (measured on the 2-core CPU dev box while other jobs loaded it, load average ~10:
-  train 51 s, interpolate 17 s wall):
-    python -m experiments.train --config=configs/default.py:smoke --workdir=runs/smoke
-    python -m experiments.interpolate --config=configs/interpolate.py:smoke --workdir=runs/interp_smoke \
+- `smoke`: 6 shapes, 5 steps, blocks of 8 pairs; what the tests run. On a CPU from a clean checkout
+  (a 2-core machine: train about a minute, interpolate about 20 s):
+    lerpnet-train --config=configs/default.py:smoke --workdir=runs/smoke
+    lerpnet-interpolate --config=configs/interpolate.py:smoke --workdir=runs/interp_smoke \
         --config.checkpoint_dir=runs/smoke
 - `modelnet_study`: N = 50 ModelNet chairs, all 2,500 ordered pairs x 11 steps = 27,500 decoded
-  shapes (the study's size), timed end to end (encode + interpolate + decode + threshold + pack +
-  score; median of 5 after 1 warm-up) in summary.json["end_to_end"].
+  shapes (the study's size), timed end to end (encode + decode + threshold + pack + score; median
+  of 5 after 1 warm-up) in summary.json["end_to_end"].
 - `modelnet_chairs`: N = 200 ModelNet chairs: every validation chair (84) plus training chairs,
   each labelled with its split; all 19,900 unique pairs in pairs.csv, medians per split pair in
   summary_by_split.md, figures (figure6.png, topk.png, exports/).
@@ -25,20 +30,19 @@ Variants:
   (the persisted run warms up, then 2 timed repeats). ModelNet has only 839 distinct chairs, so
   this run takes the validation chairs, the canonical training chairs, then training chairs in
   ModelNet's other 11 poses (split "rotated"); novelty is scored against the canonical training
-  chairs. Measured on an H100: 75.4 s end to end (146k shapes/s, results/interpolate/n1000/);
-  `--config.decoder=fused` runs the fused Pallas decoder instead (880-930k shapes/s for the
-  study's widths in results/perf/README.md; not yet timed in this program).
-GPU commands (RUN = the trained ModelNet chairs run; `source bin/device-env.sh` first on the GPU box):
-    python -m experiments.interpolate --config=configs/interpolate.py:modelnet_study \
-        --workdir=runs/interp_n50 --config.checkpoint_dir=RUN
-    python -m experiments.interpolate --config=configs/interpolate.py:modelnet_chairs \
-        --workdir=runs/interp_n200 --config.checkpoint_dir=RUN
-    python -m experiments.interpolate --config=configs/interpolate.py:modelnet_wall \
-        --workdir=runs/interp_n1000 --config.checkpoint_dir=RUN
-Add `--config.data_path=...` if the ModelNet tarball is not where the run was trained from.
+  chairs.
+On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
+    lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
+        --config.checkpoint_dir=RUN
+and likewise `:modelnet_chairs` (runs/interp_n200) and `:modelnet_wall` (runs/interp_n1000).
+Add `--config.data_path=...` if the dataset is not where the run was trained from.
 """
 
 import ml_collections
+
+from lerpnet import config_checks
+from lerpnet.allpairs.shapes import PAIR_MODES
+from lerpnet.ops.lerp_decode import IMPLEMENTATIONS
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -57,15 +61,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.num_shapes = 50  # N, a cap on the split (0 = all of it)
 
     cfg.pairs = "unique"  # "unique": i < j; "all": every ordered pair (i, i) included, N*N paths
-    cfg.steps = 11  # t = 0, 0.1, ..., 1
-    cfg.threshold = 0.5  # a voxel is full where sigmoid(logit) > threshold
-    cfg.backend = "auto"  # lerpnet.interpolation backend
-    # How a block's paths are made: "interpolate_pairs" = lerpnet.interpolate_pairs, then
-    # Autoencoder.decode, threshold, bit-pack (the study's Algorithm 1 as written); "fused" =
-    # lerpnet.fused_decoder.lerp_decode (lerps after the affine first layer, bf16 convolutions, one
-    # kernel straight to packed bits; threshold 0.5 only). `backend` applies to the first only.
-    cfg.decoder = "interpolate_pairs"
-    cfg.dtype = "float32"  # latent dtype for the interpolation: "float32" | "bfloat16"
+    cfg.steps = 11  # t = 0, 0.1, ..., 1 (2: the paths are the two shapes alone)
+    # A voxel is full where sigmoid(logit) > threshold; None = the run's stored threshold (else 0.5).
+    cfg.threshold = ml_collections.config_dict.placeholder(float)
+    cfg.implementation = "auto"  # lerpnet.ops.lerp_decode: "auto" (the fastest correct) | "triton" | "xla" | "reference"
+    cfg.dtype = "float32"  # the latents' dtype: "float32" | "bfloat16"
     cfg.memory_budget_mb = 8192.0  # per device: the block step's arguments, outputs and temporaries
     cfg.block_pairs = 0  # pairs per block (a multiple of the device count); 0 = largest within budget
     cfg.num_devices = 0  # 0 = every local device; pairs are sharded across them
@@ -87,7 +87,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
     cfg.write_csv = True  # pairs.csv, one row a path (pairs.npz is always written)
     cfg.timing = ml_collections.ConfigDict()
-    cfg.timing.repeats = 0  # > 0: also time the whole stream end to end this many times
+    cfg.timing.repeats = 0  # > 0: also time the whole computation end to end this many times
     cfg.timing.warmup = 1
     cfg.progress = True
 
@@ -124,3 +124,50 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         raise ValueError(f"unknown variant {variant!r}: expected '', 'smoke', 'modelnet_study', "
                          "'modelnet_chairs' or 'modelnet_wall'")
     return cfg
+
+
+def _threshold(value):
+    """None (the run's own) or a probability strictly between 0 and 1."""
+    if value is None or config_checks.number(0.0, 1.0, low_open=True, high_open=True)(value) is None:
+        return None
+    return "must be strictly between 0 and 1 (or None: the run's own threshold)"
+
+
+def _pair_of(rule):
+    return lambda value: config_checks.each(rule, min_length=2)(value) or (
+        None if len(value) == 2 else "must be a pair (low, high)")
+
+
+_FRACTION = config_checks.number(0.0, 1.0)
+RULES = {
+    "checkpoint_step": config_checks.integer(-1),
+    "num_shapes": config_checks.integer(0),
+    "shapes.source": config_checks.one_of(("split", "ids", "files")),
+    "shapes.up_axis": config_checks.one_of(("y", "z")),
+    "shapes.rotations": config_checks.one_of(("canonical", "all")),
+    "pairs": config_checks.one_of(PAIR_MODES),
+    "steps": config_checks.integer(2),
+    "threshold": _threshold,
+    "implementation": config_checks.one_of((None, "auto", *IMPLEMENTATIONS)),
+    "dtype": config_checks.one_of(("float32", "bfloat16")),
+    "memory_budget_mb": config_checks.number(0.0, low_open=True),
+    "block_pairs": config_checks.integer(0),
+    "num_devices": config_checks.device_count(),
+    "encode_batch": config_checks.integer(1),
+    "monotonic_tolerance": config_checks.number(0.0, 1.0, high_open=True),
+    "plausible.min_smoothness": _FRACTION,
+    "plausible.min_endpoint_iou": _FRACTION,
+    "plausible.occupancy_range": _pair_of(config_checks.number(0.0)),
+    "plausible.min_largest_part": _FRACTION,
+    "top_k": config_checks.integer(0),
+    "export.count": config_checks.integer(0),
+    "export.image_size": config_checks.integer(1),
+    "timing.repeats": config_checks.integer(0),
+    "timing.warmup": config_checks.integer(0),
+}
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+    """Every field of an interpolate config known, of its default's type and in range, before any work:
+    a one-line ConfigError (a ValueError) naming the first that is not."""
+    config_checks.check_config(config, get_config(), RULES)

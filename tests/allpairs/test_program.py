@@ -1,201 +1,231 @@
-"""The streaming engine, driven by a stand-in decoder whose decoded shapes are known exactly.
+"""`python -m experiments.interpolate` end to end on CPU, on a smoke model trained by lerpnet.train."""
 
-The stand-in decodes a latent filled with the number c to an 8^3 box whose low x corner is at c,
-so interpolating between boxes at x = 0 and x = 10 in 11 steps slides the box one voxel a step.
-Corners are multiples of 10, so every interpolated corner is a whole number (give or take
-rounding, which the half-voxel margin of the box absorbs).
-"""
-
-import functools
+import fcntl
+import json
 import os
+import pathlib
+import shutil
+import signal
 import subprocess
 import sys
-import textwrap
+import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from configs.default import get_config as train_config
 from configs.interpolate import get_config
-from lerpnet.bitpack import pack_voxels
-from lerpnet.data import Dataset
-from lerpnet.allpairs.scores import reference_matrix
-from lerpnet.allpairs.program import (
-    block_step,
-    collect_blocks,
-    dataset_parts,
-    decoded_paths,
-    device_mesh,
-    largest_part,
-    num_blocks,
-    pair_list,
-    plan_blocks,
-    plausible,
-    run_blocks,
-    select_shapes,
-    stream_scores,
+from lerpnet.data import dataset_config, load_dataset, load_voxels, procedural_chairs, save_binvox
+from lerpnet.allpairs.program import interpolate_and_evaluate
+from lerpnet.train import train_and_evaluate
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> pathlib.Path:
+    """One smoke training run shared by all test workers (the first to get the lock trains it)."""
+    base = tmp_path_factory.getbasetemp()
+    base = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    run = base / "smoke_run"
+    with open(base / "smoke_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run / "trained").exists():
+            config = train_config("smoke")
+            config.train.update(num_steps=2, eval_every=2, checkpoint_every=2)
+            train_and_evaluate(config, str(run))
+            (run / "trained").touch()
+    return run
+
+
+def smoke_config(run: pathlib.Path, **overrides):
+    config = get_config("smoke")
+    config.checkpoint_dir = str(run)
+    config.update(overrides)
+    return config
+
+
+def test_program_runs_on_four_devices_and_resumes_without_redoing_blocks(trained_run, tmp_path):
+    workdir = tmp_path / "interp"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               LERPNET_CACHE=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
+           f"--workdir={workdir}", f"--config.checkpoint_dir={trained_run}"]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    shapes = json.loads((workdir / "shapes.json").read_text())
+    assert summary["num_devices"] == 4 and summary["num_shapes"] == 6
+    assert summary["num_pairs"] == 15 and summary["decoded_shapes"] == 15 * 5
+    assert summary["blocks_computed_now"] == summary["num_blocks"] == 2
+    # Validation shapes first, then training shapes, each labelled.
+    assert shapes["splits"] == ["val"] * 2 + ["train"] * 4
+    pairs = np.load(workdir / "pairs.npz")
+    assert pairs["smoothness"].shape == (15,) and pairs["iou_to_start"].shape == (15, 5)
+    assert np.all((pairs["iou_start"] >= 0) & (pairs["iou_start"] <= 1))
+    assert len((workdir / "pairs.csv").read_text().splitlines()) == 16
+    # Unchosen pairs are exported by default: shapes 0 and 1.
+    assert summary["exported_pairs"] == [shapes["ids"][:2]] and (workdir / "figure6.png").exists()
+    # Each distinct shape decoded once: the 6 shapes, then the 3 interior steps of each pair.
+    assert summary["distinct_decodes_now"] == 6 + 15 * 3
+    stored = trained_run / "threshold.json"  # the run's own threshold, chosen on validation, else 0.5
+    assert summary["threshold"] == (json.loads(stored.read_text())["threshold"] if stored.exists() else 0.5)
+    assert summary["threshold_from"] == "run"
+    # Compiled programs are kept for the next run; the program ends by saying where every output is.
+    assert any((tmp_path / "cache" / "jax").iterdir())
+    listing = run.stdout[run.stdout.index("outputs:"):]
+    assert all(str(workdir / name) in listing for name in ("summary.json", "pairs.npz", "index.html", "exports"))
+
+    # Interrupted: one block lost. The rerun (one device now) computes only that block, the same.
+    kept = workdir / "blocks" / "block_000000.npz"
+    kept_mtime = kept.stat().st_mtime_ns
+    (workdir / "blocks" / "block_000001.npz").unlink()
+    resumed = interpolate_and_evaluate(smoke_config(trained_run), workdir)
+    assert resumed["blocks_computed_now"] == 1 and kept.stat().st_mtime_ns == kept_mtime
+    again = np.load(workdir / "pairs.npz")
+    for key in ("smoothness", "iou_to_start", "novelty_iou", "occupancy"):
+        np.testing.assert_allclose(again[key], pairs[key], atol=1e-6, err_msg=key)
+    # Blocks of other settings are never mixed in: a changed rerun on the same workdir is refused.
+    with pytest.raises(ValueError, match="holds a run with other settings \\(steps: 5 there, 11 now\\)"):
+        interpolate_and_evaluate(smoke_config(trained_run, steps=11), workdir)
+
+
+def test_exports_and_top_k(trained_run, tmp_path):
+    config = smoke_config(trained_run, top_k=3)
+    config.plausible.update(min_smoothness=0.0, min_endpoint_iou=0.0, occupancy_range=(0.0, 1e9),
+                            min_largest_part=0.0)  # the smoke model is poor: let every path compete
+    dataset = load_dataset(dataset_config(**json.loads((trained_run / "config.json").read_text())["data"]))
+    a, b = dataset.train_ids[1], dataset.val_ids[0]  # any two of the 6 chosen shapes, in any order
+    config.export.pairs = f"{a}:{b}"
+    summary = interpolate_and_evaluate(config, tmp_path / "out")
+    out = tmp_path / "out"
+    top = json.loads((out / "topk.json").read_text())
+    assert len(top) == 3 and [t["novelty_iou"] for t in top] == sorted(t["novelty_iou"] for t in top)
+    assert len(list((out / "topk").glob("*_mid.binvox"))) == 3 and (out / "topk.png").exists()
+    assert summary["exported_pairs"] == [[a, b]]
+    export = out / "exports" / f"{a}__{b}"
+    assert len(list(export.glob("*.binvox"))) == 5
+    assert (export / f"{a}__{b}_strip.png").exists() and (export / f"{a}__{b}.gif").exists()
+    assert (out / "figure6.png").exists()
+    # The export runs from a (a training shape) to b (a validation shape, listed first): the table
+    # holds that path as (b, a), so the export's first step is the table's last.
+    pairs = np.load(out / "pairs.npz")
+    row = np.flatnonzero((pairs["i"] == list(pairs["ids"]).index(b)) & (pairs["j"] == list(pairs["ids"]).index(a)))
+    first_step = load_voxels(export / f"{a}__{b}_step00.binvox")
+    assert pairs["occupancy"][row[0], -1] == pytest.approx(first_step.mean())
+
+
+def test_files_given_on_the_command_line_are_interpolated(trained_run, tmp_path):
+    files = []
+    for k, chair in enumerate(procedural_chairs(3, seed=7)):
+        files.append(str(tmp_path / f"chair{k}.binvox"))
+        save_binvox(files[-1], chair)
+    summary = interpolate_and_evaluate(smoke_config(trained_run), tmp_path / "out", files=tuple(files))
+    assert summary["shapes_by_split"] == {"file": 3} and summary["num_pairs"] == 3
+    assert json.loads((tmp_path / "out" / "shapes.json").read_text())["ids"] == [f"chair{k}.binvox" for k in range(3)]
+
+
+@pytest.mark.parametrize(
+    "case, overrides, message",
+    [
+        ("unknown id", {"shapes.source": "ids", "shapes.ids": "procedural_0_00001,no_such_chair"},
+         r"unknown shape ids \['no_such_chair'\]"),
+        ("N too large", {"num_shapes": 1000}, "num_shapes=1000 but split 'val\\+train' of the dataset has only 24"),
+        ("budget too small", {"block_pairs": 0, "memory_budget_mb": 0.01}, "too small for one block"),
+        ("bad threshold", {"threshold": 1.5}, "threshold=1.5 must be strictly between 0 and 1"),
+        ("unknown implementation", {"implementation": "pallas"}, "implementation='pallas' must be one of"),
+        ("one step", {"steps": 1}, "steps=1 must be an integer >= 2"),
+        ("negative block", {"block_pairs": -8}, "block_pairs=-8 must be an integer >= 0"),
+        ("infinite budget", {"memory_budget_mb": float("inf")}, "memory_budget_mb=inf must be a finite number > 0"),
+        ("no encode batch", {"encode_batch": 0}, "encode_batch=0 must be an integer >= 1"),
+        ("negative devices", {"num_devices": -1}, "num_devices=-1 must be 0 \\(all\\) or 1\\.\\."),
+        ("negative N", {"num_shapes": -1}, "num_shapes=-1 must be an integer >= 0"),
+        ("unknown field", {"step": 5}, "unknown config field step "),
+    ],
 )
-
-STEPS = 11
-POSITIONS = np.array([0.0, 20.0, 10.0, 0.0, 10.0])  # box corners; 10 is the midpoint of the first two
-
-
-def box_logits(params, z):
-    """(B, 2,2,2,8) latents filled with c -> logits > 0 exactly on the box x in [c, c+8), y, z in [4, 12)."""
-    c = jnp.mean(z.reshape(z.shape[0], -1), axis=1) * params["scale"]
-    x = jnp.arange(32, dtype=jnp.float32)
-    along_x = 4 - jnp.abs(x[None, :] - c[:, None] - 3.5)
-    across = 4 - jnp.abs(x - 7.5)
-    return jnp.minimum(along_x[:, :, None, None], jnp.minimum(across[:, None], across[None, :])[None])
+def test_bad_input_is_a_clear_error_before_any_work(trained_run, tmp_path, case, overrides, message):
+    config = smoke_config(trained_run)
+    for key, value in overrides.items():
+        section, _, field = key.rpartition(".")
+        (config[section] if section else config)[field] = value
+    with pytest.raises(ValueError, match=message):
+        interpolate_and_evaluate(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists(), f"{case}: work started before the error"
 
 
-def box_grid(c: float) -> np.ndarray:
-    grid = np.zeros((32, 32, 32), bool)
-    grid[int(c) : int(c) + 8, 4:12, 4:12] = True
-    return grid
+def test_a_checkpoint_that_does_not_match_its_config_is_refused(trained_run, tmp_path):
+    run = tmp_path / "edited_run"
+    run.mkdir()
+    (run / "checkpoints").symlink_to(trained_run / "checkpoints")
+    config = json.loads((trained_run / "config.json").read_text())
+    config["model"]["decoder_features"] = [8, 4]  # not what was trained
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not match the model in .*config.json"):
+        interpolate_and_evaluate(smoke_config(run), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
-PARAMS = {"scale": jnp.float32(1.0)}
-LATENTS = jnp.asarray(np.broadcast_to(POSITIONS[:, None, None, None, None], (len(POSITIONS), 2, 2, 2, 8)), jnp.float32)
-INPUTS = pack_voxels(np.stack([box_grid(c) for c in POSITIONS]))
-REFERENCE = reference_matrix(INPUTS)
-PATHS = functools.partial(decoded_paths, decode=box_logits, steps=STEPS, threshold_logit=0.0, backend="jnp")
-STEP = functools.partial(block_step, paths=PATHS, tolerance=0.0)
+def test_the_program_reports_bad_input_in_one_line(trained_run, tmp_path):
+    cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
+           f"--workdir={tmp_path / 'out'}", f"--config.checkpoint_dir={tmp_path / 'missing'}"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1].startswith("error: ") and "config.json not found" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
-def operand_specs():
-    return jax.eval_shape(lambda: (PARAMS, LATENTS, INPUTS, *REFERENCE))
+def copy_of(run: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
 
 
-def test_pair_list_counts_and_order():
-    assert pair_list(3, "all").tolist() == [[i, j] for i in range(3) for j in range(3)]
-    assert pair_list(4, "unique").tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
-    with pytest.raises(ValueError, match="pair mode"):
-        pair_list(3, "some")
+def retrain_in_place(run: pathlib.Path) -> None:
+    """Replace the run's checkpoint by one of other parameters, at the same path and step."""
+    folder = run / "checkpoints"
+    manager = ocp.CheckpointManager(folder, item_handlers=ocp.PyTreeCheckpointHandler())
+    step = manager.latest_step()
+    state = manager.restore(step)
+    manager.close()
+    state["params"] = jax.tree.map(lambda a: np.asarray(a) * 1.5, state["params"])
+    shutil.rmtree(folder / str(step))
+    with ocp.CheckpointManager(folder) as manager:
+        manager.save(step, args=ocp.args.StandardSave(state))
 
 
-def test_block_step_scores_a_sliding_box_in_closed_form():
-    i, j = jnp.array([0, 1, 4, 2], jnp.int32), jnp.array([1, 0, 3, 2], jnp.int32)
-    s = jax.jit(STEP)(PARAMS, LATENTS, INPUTS, *REFERENCE, i, j)
-
-    def overlap(shift):  # an 8-cube vs its translate along x
-        return np.clip(8 - shift, 0, None) / (8 + np.minimum(shift, 8))
-
-    s2 = 2 * np.arange(STEPS)  # 0 -> 20 moves two voxels a step, 10 -> 0 one voxel a step
-    np.testing.assert_allclose(np.asarray(s["iou_to_start"][0]), overlap(s2), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(s["iou_to_end"][1]), overlap(s2)[::-1], rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(s["iou_to_start"][2]), overlap(s2 // 2), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(s["smoothness"]), [6 / 10, 6 / 10, 7 / 9, 1.0], rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(s["iou_start"]), 1.0)
-    np.testing.assert_array_equal(np.asarray(s["iou_end"]), 1.0)
-    np.testing.assert_array_equal(np.asarray(s["monotonicity"]), 1.0)
-    np.testing.assert_allclose(np.asarray(s["occupancy"]), 512 / 32768)
-    # The midpoint of 0 -> 20 is the box at 10: reference shape 2 (the first of two copies).
-    np.testing.assert_array_equal(np.asarray(s["nearest_reference"])[[0, 1, 3]], [2, 2, 2])
-    np.testing.assert_array_equal(np.asarray(s["novelty_iou"])[[0, 1, 3]], 1.0)
-    # The midpoint of 10 -> 0 is the box at 5, 3/13 of the way into both boxes at 0 and 10.
-    np.testing.assert_allclose(float(s["novelty_iou"][2]), 3 / 13, rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(s["step_iou"][3]), 1.0)
+def test_a_run_retrained_in_place_is_never_mixed_with_the_old_blocks(trained_run, tmp_path):
+    run = copy_of(trained_run, tmp_path)
+    (run / "threshold.json").write_text(json.dumps({"threshold": 0.45, "metric": "iou", "step": 2}))
+    workdir = tmp_path / "interp"
+    first = interpolate_and_evaluate(smoke_config(run), workdir)
+    assert first["threshold"] == 0.45 and first["threshold_from"] == "run"
+    retrain_in_place(run)
+    with pytest.raises(ValueError, match="holds a run with other settings \\(params_sha256: "):
+        interpolate_and_evaluate(smoke_config(run), workdir)
+    (workdir / "plan.json").unlink()  # even so, no block of the old parameters is reused
+    again = interpolate_and_evaluate(smoke_config(run), workdir)
+    assert again["blocks_computed_now"] == again["num_blocks"] == 2
+    fresh = interpolate_and_evaluate(smoke_config(run), tmp_path / "fresh")
+    for key in ("median_smoothness", "median_novelty_iou", "median_iou_start"):
+        assert again[key] == fresh[key], key
 
 
-def test_blocks_persist_resume_and_do_not_depend_on_the_block_size(tmp_path):
-    pairs = pair_list(len(POSITIONS), "all")  # 25 pairs
-    results = {}
-    for block in (8, 16):
-        plan = plan_blocks(STEP, operand_specs(), len(pairs), block_pairs=block, memory_budget_bytes=2**30,
-                           mesh=device_mesh(1))
-        operands = plan.operands(PARAMS, LATENTS, INPUTS, *REFERENCE)
-        done, done_pairs, _ = run_blocks(plan, operands, pairs, tmp_path / str(block), progress=False)
-        assert done_pairs == 25
-        assert done == num_blocks(25, block)
-        results[block] = collect_blocks(tmp_path / str(block), done)
-    for key, value in results[8].items():
-        assert len(value) == 25
-        np.testing.assert_array_equal(value, results[16][key], err_msg=key)
-    # Resume: only the missing block is computed again, and it comes out the same.
-    (tmp_path / "8" / "block_000002.npz").unlink()
-    (tmp_path / "8" / "block_000003.npz.tmp").write_bytes(b"half a write")
-    done, done_pairs, _ = run_blocks(plan_blocks(STEP, operand_specs(), 25, block_pairs=8, memory_budget_bytes=2**30,
-                                     mesh=device_mesh(1)), operands, pairs, tmp_path / "8", progress=False)
-    assert (done, done_pairs) == (1, 8) and not list((tmp_path / "8").glob("*.tmp"))
-    again = collect_blocks(tmp_path / "8", 4)
-    for key, value in results[16].items():
-        np.testing.assert_array_equal(again[key], value, err_msg=key)
-    last = stream_scores(plan, operands, pairs)  # the last block's scores, padded to the block size
-    start = (num_blocks(25, plan.block_pairs) - 1) * plan.block_pairs
-    np.testing.assert_array_equal(np.asarray(last["smoothness"])[: 25 - start], results[8]["smoothness"][start:])
-
-
-def test_block_size_is_chosen_within_the_budget_and_a_tiny_budget_is_refused():
-    mesh = device_mesh(1)
-    plan = plan_blocks(STEP, operand_specs(), 10_000, block_pairs=0, memory_budget_bytes=64 * 2**20, mesh=mesh)
-    assert plan.memory_bytes <= 64 * 2**20
-    assert plan.block_pairs >= 8 and plan.block_pairs % 8 == 0
-    with pytest.raises(ValueError, match="too small for one block"):
-        plan_blocks(STEP, operand_specs(), 10_000, block_pairs=0, memory_budget_bytes=2**16, mesh=mesh)
-    with pytest.raises(ValueError, match="over the memory budget"):
-        plan_blocks(STEP, operand_specs(), 10_000, block_pairs=4096, memory_budget_bytes=2**22, mesh=mesh)
-
-
-MULTI_DEVICE_SCRIPT = textwrap.dedent(
-    """
-    import jax, numpy as np
-    from tests.test_pipeline import STEP, PARAMS, LATENTS, INPUTS, REFERENCE, POSITIONS, operand_specs
-    from lerpnet.allpairs.program import device_mesh, pair_list, plan_blocks
-    assert len(jax.devices()) == 4, jax.devices()
-    pairs = pair_list(len(POSITIONS), "all")[:16]
-    out = {}
-    for n in (1, 4):
-        plan = plan_blocks(STEP, operand_specs(), 16, block_pairs=16, memory_budget_bytes=2**30, mesh=device_mesh(n))
-        scores = plan.step(*plan.operands(PARAMS, LATENTS, INPUTS, *REFERENCE), *plan.pairs(pairs))
-        assert len(scores["smoothness"].sharding.device_set) == n
-        out[n] = jax.tree.map(np.asarray, scores)
-    for key in out[1]:
-        np.testing.assert_array_equal(out[1][key], out[4][key], err_msg=key)
-    print("SHARDED-OK")
-    """
-)
-
-
-def test_pairs_shard_over_four_forced_cpu_devices_with_the_same_scores():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT], cwd=root, env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert "SHARDED-OK" in run.stdout, run.stderr[-3000:]
-
-
-def test_largest_part_and_plausible_paths():
-    two_pieces = np.zeros((32, 32, 32), bool)
-    two_pieces[:8, :8, :8] = True
-    two_pieces[20:24, 20:24, 20:24] = True
-    assert largest_part(two_pieces) == 512 / (512 + 64)
-    assert largest_part(np.zeros((32, 32, 32), bool)) == 1.0
-    cfg = get_config().plausible
-    scores = {
-        "i": np.array([0, 0, 0, 0, 1]), "j": np.array([1, 1, 1, 1, 1]),
-        "smoothness": np.array([0.9, 0.1, 0.9, 0.9, 1.0]),
-        "iou_start": np.array([0.8, 0.8, 0.2, 0.8, 1.0]), "iou_end": np.full(5, 0.8),
-        "occupancy_start": np.full(5, 0.05), "occupancy_end": np.full(5, 0.10),
-        "occupancy": np.array([[0.05, 0.07, 0.1], [0.05, 0.07, 0.1], [0.05, 0.07, 0.1], [0.05, 0.3, 0.1],
-                               [0.1, 0.1, 0.1]]),
-    }
-    # ok; jumps; input not reconstructed; midpoint three times fuller than either input; i == j
-    np.testing.assert_array_equal(plausible(scores, cfg), [True, False, False, False, False])
-
-
-def test_shapes_come_from_splits_in_order_with_rotated_copies_last():
-    grid = lambda k: np.full((32, 32, 32), k % 2 == 0)  # noqa: E731
-    canonical = Dataset(np.stack([grid(0), grid(1)]), ("a", "b"), np.stack([grid(2)]), ("v",))
-    rotated = Dataset(np.stack([grid(k) for k in range(4)]), ("a_1", "a_2", "b_1", "b_2"), canonical.val_voxels,
-                      ("v",))
-    cfg = get_config().shapes
-    cfg.split = "val+train+rotated"
-    shapes = select_shapes(cfg, 4, dataset_parts(canonical, rotated))
-    assert shapes.ids == ("v", "a", "b", "a_2") and shapes.splits == ("val", "train", "train", "rotated")
-    with pytest.raises(ValueError, match="num_shapes=9 but split 'val\\+train\\+rotated' of the dataset has only 5"):
-        select_shapes(cfg, 9, dataset_parts(canonical, rotated))
-    cfg.split = "val+rotated"
-    with pytest.raises(ValueError, match="shapes.split must be splits from \\('val', 'train'\\)"):
-        select_shapes(cfg, 0, dataset_parts(canonical))
+def test_an_interrupt_is_one_line_and_the_rerun_resumes(trained_run, tmp_path):
+    workdir = tmp_path / "interp"
+    cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
+           f"--workdir={workdir}", f"--config.checkpoint_dir={trained_run}", "--config.num_shapes=12"]
+    env = dict(os.environ, LERPNET_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (workdir / "plan.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=240)[1]
+    assert proc.returncode != 0, "the run finished before it could be interrupted"
+    assert stderr.strip().splitlines()[-1] == "interrupted: rerun to resume" and "Traceback" not in stderr
+    finished = len(list((workdir / "blocks").glob("block_*.npz")))  # whole files only: written atomically
+    summary = interpolate_and_evaluate(smoke_config(trained_run, num_shapes=12), workdir)
+    assert summary["num_pairs"] == 66 and summary["num_blocks"] == 9
+    assert summary["blocks_computed_now"] == 9 - finished

@@ -3,9 +3,20 @@
 import numpy as np
 import pytest
 
+from lerpnet.allpairs.scores import (
+    by_split,
+    largest_part,
+    midpoint_novelty,
+    nearest_iou,
+    ordered_pair_scores,
+    path_scores,
+    plausible,
+    reference_matrix,
+    reversed_scores,
+)
 from lerpnet.bitpack import pack_voxels
+from lerpnet.configs.interpolate import get_config
 from lerpnet.metrics import packed_iou
-from lerpnet.allpairs.scores import nearest_iou, path_scores, reference_matrix
 
 STEPS = 5
 
@@ -82,3 +93,84 @@ def test_nearest_iou_equals_brute_force_packed_iou(seed):
     np.testing.assert_allclose(np.asarray(best), brute.max(axis=1), rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(index), brute.argmax(axis=1))
     assert int(index[2]) == 4 and float(best[2]) == 1.0
+
+
+def test_largest_part_and_plausible_paths():
+    two_pieces = np.zeros((32, 32, 32), bool)
+    two_pieces[:8, :8, :8] = True
+    two_pieces[20:24, 20:24, 20:24] = True
+    assert largest_part(two_pieces) == 512 / (512 + 64)
+    assert largest_part(np.zeros((32, 32, 32), bool)) == 1.0
+    cfg = get_config().plausible
+    scores = {
+        "i": np.array([0, 0, 0, 0, 1]), "j": np.array([1, 1, 1, 1, 1]),
+        "smoothness": np.array([0.9, 0.1, 0.9, 0.9, 1.0]),
+        "iou_start": np.array([0.8, 0.8, 0.2, 0.8, 1.0]), "iou_end": np.full(5, 0.8),
+        "occupancy_start": np.full(5, 0.05), "occupancy_end": np.full(5, 0.10),
+        "occupancy": np.array([[0.05, 0.07, 0.1], [0.05, 0.07, 0.1], [0.05, 0.07, 0.1], [0.05, 0.3, 0.1],
+                               [0.1, 0.1, 0.1]]),
+    }
+    # ok; jumps; input not reconstructed; midpoint three times fuller than either input; i == j
+    np.testing.assert_array_equal(plausible(scores, cfg), [True, False, False, False, False])
+
+
+def random_paths(rng, p: int, steps: int) -> np.ndarray:
+    """(p, steps, 32, 32, 32) random grids, each step a blob of its own density, so no score is trivial."""
+    return rng.random((p, steps, 32, 32, 32)) < rng.uniform(0.02, 0.4, (p, steps, 1, 1, 1))
+
+
+def all_scores(path, start, end, reference, tolerance):
+    s = path_scores(path, start, end, tolerance)
+    s |= midpoint_novelty(path, *reference, reverse=True)
+    return {k: np.asarray(v) for k, v in s.items()}
+
+
+@pytest.mark.parametrize("steps", [2, 5, 6])
+def test_every_score_of_a_reversed_path_is_derived_exactly(steps):
+    rng = np.random.default_rng(steps)
+    path = random_paths(rng, 6, steps)
+    start, end = random_paths(rng, 6, 1)[:, 0], random_paths(rng, 6, 1)[:, 0]
+    reference = reference_matrix(random_paths(rng, 5, 1)[:, 0])
+    forward = all_scores(path, start, end, reference, 0.02)
+    direct = all_scores(path[:, ::-1], end, start, reference, 0.02)
+    derived = reversed_scores(forward)
+    assert derived.keys() == direct.keys()
+    for key, value in direct.items():
+        np.testing.assert_array_equal(derived[key], value, err_msg=key)
+
+
+def test_reversing_an_even_path_without_its_other_midpoint_is_refused_and_unknown_scores_too():
+    rng = np.random.default_rng(0)
+    path = random_paths(rng, 2, 4)
+    reference = reference_matrix(path[:, 0])
+    scores = {k: np.asarray(v) for k, v in (path_scores(path, path[:, 0], path[:, -1])
+                                            | midpoint_novelty(path, *reference)).items()}
+    with pytest.raises(ValueError, match="even number of steps"):
+        reversed_scores(scores)
+    with pytest.raises(ValueError, match="no rule for reversing the score 'new_score'"):
+        reversed_scores({"occupancy": scores["occupancy"][:, :3], "new_score": scores["smoothness"]})
+
+
+def test_every_ordered_pair_comes_from_the_unique_pairs_and_the_constant_paths():
+    n, steps = 4, 3
+    rng = np.random.default_rng(1)
+    unique = {"iou_start": rng.random(6), "iou_end": rng.random(6), "occupancy": rng.random((6, steps)),
+              "novelty_iou": rng.random(6)}
+    diagonal = {k: rng.random((n, *v.shape[1:])) for k, v in unique.items()}
+    out = ordered_pair_scores(unique, diagonal, n)
+    iu, ju = np.triu_indices(n, 1)
+    for row, (i, j) in enumerate(zip(iu, ju)):
+        assert out["iou_start"][i * n + j] == unique["iou_start"][row]
+        assert out["iou_start"][j * n + i] == unique["iou_end"][row]
+        np.testing.assert_array_equal(out["occupancy"][j * n + i], unique["occupancy"][row, ::-1])
+    for i in range(n):
+        np.testing.assert_array_equal(out["occupancy"][i * n + i], diagonal["occupancy"][i])
+
+
+def test_medians_by_split_pair():
+    scores = {"i": np.array([0, 0, 1]), "j": np.array([1, 2, 2]), **{k: np.array([0.2, 0.4, 0.9]) for k in (
+        "iou_start", "iou_end", "smoothness", "monotonicity", "monotonic_violation", "novelty_iou")},
+              "occupancy": np.array([[0.1, 0.2, 0.3]] * 3)}
+    groups = by_split(scores, ("val", "train", "val"), np.array([True, True, False]))
+    assert set(groups) == {"train-val", "val-val"} and groups["val-val"]["paths"] == 1
+    assert groups["train-val"]["median_smoothness"] == 0.2 and groups["val-val"]["median_smoothness"] == 0.4

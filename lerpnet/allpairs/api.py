@@ -1,0 +1,165 @@
+"""`score_pairs`: Algorithm 1 on N latents, every path decoded and scored in bounded device memory.
+
+The one all-pairs function: the program (lerpnet.allpairs.program), the benchmarks and `import
+lerpnet` callers all call it. Each distinct shape is decoded once for both pair modes: the N shapes'
+own grids (t = 0 and t = 1 of every path) in one pass, then only the interior steps of the pairs
+i < j, block by block, fused, thresholded and bit-packed on the chip, scored on the device. In
+"all" mode the path j -> i is i -> j reversed and (i, i) is shape i at every step, so their scores
+are derived (lerpnet.allpairs.scores.ordered_pair_scores) rather than decoded again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lerpnet.allpairs.plan import Plan, block_step, device_mesh, plan_blocks
+from lerpnet.allpairs.scores import as_packed, ordered_pair_scores, reference_matrix
+from lerpnet.allpairs.shapes import PAIR_MODES, pair_list
+from lerpnet.allpairs.stream import Store, stream_blocks
+from lerpnet.bitpack import unpack_voxels
+from lerpnet.models import Autoencoder
+from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, XlaLaunch, default_implementation, lerp_decode
+
+_SHAPES_AT_ONCE = 256  # the N shapes' own grids are decoded at most this many at a time
+_COMPILED: dict[tuple, "_Compiled"] = {}  # by what the compiled code depends on; a repeated call compiles nothing
+
+
+@dataclasses.dataclass(frozen=True)
+class PairScores:
+    """Per-pair scores (`scores.path_scores` + `midpoint_novelty`), row k scoring `pairs[k]` = (i, j),
+    and what computing them took."""
+
+    pairs: np.ndarray  # (K, 2) int32, in `shapes.pair_list(N, mode)` order
+    scores: dict[str, np.ndarray]
+    implementation: str
+    block_pairs: int
+    memory_bytes: int  # per device, of the pair step (its arguments, outputs and temporaries)
+    num_devices: int
+    num_blocks: int
+    blocks_computed: int  # not found in the store
+    decodes: int  # distinct shapes decoded by this call: the N shapes and the interior steps computed
+    seconds: float  # the shapes' decode and the block stream (compiling excluded)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    shapes: jax.stages.Wrapped  # (params, z chunk) -> the shapes' own packed grids
+    pairs: Plan  # unique pairs i < j
+    diagonal: Plan | None  # the constant paths (i, i), "all" mode only
+
+
+def resolve_implementation(model: Autoencoder, params, implementation: str | None) -> str:
+    """The lerp_decode implementation a name means here (None/"auto": the fastest correct one)."""
+    if implementation in (None, "auto"):
+        return default_implementation(model, params, jax.default_backend())
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {tuple(IMPLEMENTATIONS)} or 'auto', got {implementation!r}")
+    return implementation
+
+
+def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str = "all", steps: int = 11,
+                threshold: float = 0.5, implementation: str | None = None, tolerance: float = 0.0,
+                memory_budget_mb: float = 8192.0, block_pairs: int = 0, num_devices: int = 0,
+                store: Store | None = None, progress: bool = False) -> PairScores:
+    """Decode and score the path between every pair of the N latents `z` (N, *latent).
+
+    inputs: the N input shapes (bool (N, 32, 32, 32) or packed (N, 32, 32)), for endpoint fidelity;
+    reference: M shapes likewise (the training set), for novelty. pairs: "all" (every ordered pair,
+    N^2 paths, the study's Algorithm 1) or "unique" (i < j). A voxel is full where sigmoid(logit) >
+    threshold; `tolerance` is the IoU change monotonicity ignores. The pairs are cut into blocks that
+    fit `memory_budget_mb` per device (or `block_pairs` a block, a multiple of the device count) and
+    sharded over `num_devices` devices (0 = all). store (e.g. `store.BlockStore`): blocks it holds
+    are reused, the others saved to it, so an interrupted call resumes.
+    """
+    n = z.shape[0]
+    if pairs not in PAIR_MODES:
+        raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
+    if n < 2 or steps < 2:
+        raise ValueError(f"score_pairs needs at least 2 shapes and 2 steps, got {n} shapes and steps={steps}")
+    if not math.isfinite(memory_budget_mb) or memory_budget_mb <= 0:
+        raise ValueError(f"memory_budget_mb must be a finite number > 0, got {memory_budget_mb}")
+    implementation = resolve_implementation(model, params, implementation)
+    inputs, reference = as_packed(inputs), reference_matrix(reference)
+    mesh = device_mesh(num_devices)
+    compiled = _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance,
+                        int(memory_budget_mb * 2**20), block_pairs, mesh)
+    unique = pair_list(n, "unique")
+    plan = compiled.pairs
+    if store is not None:
+        store.start(plan.block_pairs)
+
+    start = time.perf_counter()
+    at_once = min(n, _SHAPES_AT_ONCE)
+    padded = jnp.zeros((-(-n // at_once) * at_once, *z.shape[1:]), z.dtype).at[:n].set(z)
+    endpoints = jnp.concatenate([compiled.shapes(params, padded[k : k + at_once])
+                                 for k in range(0, len(padded), at_once)])[:n]
+    operands = plan.operands(params, z, endpoints, inputs, *reference)
+    scores, stats = stream_blocks(plan, operands, unique, store=store, progress=progress)
+    blocks, computed = stats.blocks, stats.blocks_computed
+    interior = stats.pairs_computed * (steps - 2)
+    if compiled.diagonal is not None:
+        same = np.repeat(np.arange(n, dtype=np.int32), 2).reshape(n, 2)
+        diagonal, diagonal_stats = stream_blocks(compiled.diagonal, operands, same, store=store, first_block=blocks,
+                                                 progress=progress, desc="constant paths")
+        scores = ordered_pair_scores(scores, diagonal, n)
+        blocks, computed = blocks + diagonal_stats.blocks, computed + diagonal_stats.blocks_computed
+    return PairScores(pair_list(n, pairs), scores, implementation, plan.block_pairs, plan.memory_bytes,
+                      int(mesh.devices.size), blocks, computed, n + interior, time.perf_counter() - start)
+
+
+def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, implementation: str):
+    """(i (B,), j (B,)) -> the bool grids (B, steps, 32, 32, 32) of those paths, for pictures and exports."""
+    @jax.jit
+    def grids(p, zz, i, j):
+        return unpack_voxels(lerp_decode(model, p, zz, i, j, steps=steps, threshold=threshold,
+                                         implementation=implementation, launch=_launch(implementation, i.shape[0])))
+
+    return lambda i, j: np.asarray(grids(params, z, i, j))
+
+
+def _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance, budget,
+             block_pairs, mesh) -> _Compiled:
+    """The shapes' decode and the block plans for these operand shapes and settings, compiled once."""
+    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                         (params, z, jax.ShapeDtypeStruct((z.shape[0], 32, 32), jnp.uint32), inputs, *reference))
+    key = (model.config.to_json(), pairs, steps, threshold, implementation, tolerance, budget, block_pairs,
+           tuple(d.id for d in mesh.devices.flat), str(jax.tree.structure(specs)),
+           tuple((s.shape, str(s.dtype)) for s in jax.tree.leaves(specs)))
+    if key in _COMPILED:
+        return _COMPILED[key]
+    def decode(p, zz, i, j, *, step_range):
+        return lerp_decode(model, p, zz, i, j, steps=steps, threshold=threshold, step_range=step_range,
+                           implementation=implementation, launch=_launch(implementation, i.shape[0]))
+
+    def shapes(p, zz):
+        ar = jnp.arange(zz.shape[0])
+        return decode(p, zz, ar, ar, step_range=(0, 1)).reshape(-1, 32, 32)
+
+    interior = functools.partial(decode, step_range=(1, steps - 1)) if steps > 2 else None
+    step = functools.partial(block_step, steps=steps, tolerance=tolerance,
+                             reverse_midpoint=pairs == "all" and steps % 2 == 0)
+    n = z.shape[0]
+    plan = plan_blocks(functools.partial(step, interior=interior), specs, n * (n - 1) // 2, block_pairs=block_pairs,
+                       memory_budget_bytes=budget, mesh=mesh)
+    diagonal = None
+    if pairs == "all":
+        devices = mesh.devices.size
+        size = min(plan.block_pairs, -(-n // devices) * devices)
+        diagonal = plan_blocks(functools.partial(step, interior=None), specs, n, block_pairs=size,
+                               memory_budget_bytes=budget, mesh=mesh)
+    if len(_COMPILED) >= 4:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = _Compiled(jax.jit(shapes), plan, diagonal)
+    return _COMPILED[key]
+
+
+def _launch(implementation: str, pairs: int) -> XlaLaunch | None:
+    """The fused XLA jit decodes `chunk` pairs a step, padding to it: no more than a call has."""
+    return XlaLaunch(chunk=min(XlaLaunch().chunk, pairs)) if implementation == "xla" else None

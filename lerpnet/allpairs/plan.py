@@ -1,0 +1,147 @@
+"""The pure block step of the all-pairs stream and its memory-sized, sharded, compiled plan.
+
+For N = 1000 and 11 steps Algorithm 1 decodes 11 million 32^3 grids (1.4 TB of float logits), so
+nothing may be materialised for all pairs at once. The pairs are cut into blocks of P; one jitted,
+pure step decodes a block's interior steps, puts each path together with the shapes' own decoded
+grids (its steps t = 0 and t = 1, decoded once for all pairs), and scores the paths on the device
+from packed bits, returning only per-pair scores (a few hundred bytes a path). The block size is
+chosen from XLA's own memory analysis of the compiled step, so a run stays under its memory
+budget whatever N is. Blocks are sharded over the devices (`shard_map` over a "pairs" mesh axis;
+every device holds the parameters, latents, decoded shapes and reference shapes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from lerpnet.allpairs.scores import midpoint_novelty, path_scores
+
+AXIS = "pairs"
+_MIN_SHARD = 8  # pairs per device in an automatically sized block are a multiple of this
+
+# (params, z, i, j) -> the packed interior steps 1..T-2 of each path, uint32 (P, T - 2, 32, 32)
+Interior = Callable[[object, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def paths(params, z, endpoints, i, j, *, interior: Interior | None, steps: int) -> jax.Array:
+    """Packed paths (P, steps, 32, 32): shape i's decoded grid, the interior steps, shape j's.
+
+    interior None: nothing to decode, for steps = 2 (the path is the two shapes) and for the constant
+    paths (i, i) of every-ordered-pair mode (pass j = i: every step is shape i's grid).
+    """
+    first, last = endpoints[i][:, None], endpoints[j][:, None]
+    if interior is None:
+        middle = jnp.broadcast_to(first, (first.shape[0], steps - 2, *first.shape[2:]))
+    else:
+        middle = interior(params, z, i, j)
+    return jnp.concatenate([first, middle, last], axis=1)
+
+
+def block_step(params, z, endpoints, inputs, reference_bits, reference_counts, i, j, *, interior: Interior | None,
+               steps: int, tolerance: float, reverse_midpoint: bool = False) -> dict[str, jax.Array]:
+    """Scores of the paths between shapes i[p] and j[p] (`scores.path_scores` and `midpoint_novelty`).
+
+    endpoints: (N, 32, 32) the shapes' own decoded grids, packed; inputs: (N, 32, 32) the input
+    shapes, packed; reference_*: the training shapes from `scores.reference_matrix` (novelty is the
+    midpoint's highest IoU with any of them); reverse_midpoint: also score the reversed path's
+    midpoint (see `midpoint_novelty`). Pure: the same block always gives the same scores.
+    """
+    packed = paths(params, z, endpoints, i, j, interior=interior, steps=steps)
+    scores = path_scores(packed, inputs[i], inputs[j], tolerance)
+    return scores | midpoint_novelty(packed, reference_bits, reference_counts, reverse=reverse_midpoint)
+
+
+def num_blocks(num_pairs: int, block_pairs: int) -> int:
+    return -(-num_pairs // block_pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A compiled block step and what it costs: `block_pairs` pairs a call, `memory_bytes` a device."""
+
+    step: jax.stages.Compiled
+    block_pairs: int
+    memory_bytes: int
+    mesh: Mesh
+
+    def operands(self, *operands) -> tuple:
+        """Place the per-run operands on every device (replicated), as the step expects them."""
+        return jax.device_put(operands, NamedSharding(self.mesh, P()))
+
+    def pairs(self, block: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices."""
+        padded = np.zeros((self.block_pairs, 2), np.int32)
+        padded[: len(block)] = block
+        sharding = NamedSharding(self.mesh, P(AXIS))
+        return jax.device_put(padded[:, 0], sharding), jax.device_put(padded[:, 1], sharding)
+
+
+def device_mesh(num_devices: int = 0) -> Mesh:
+    """A 1-D mesh over the first `num_devices` devices (0 = all)."""
+    devices = jax.devices()
+    if num_devices > len(devices):
+        raise ValueError(f"num_devices={num_devices} but only {len(devices)} {devices[0].platform} devices exist")
+    return Mesh(np.array(devices[: num_devices or len(devices)]), (AXIS,))
+
+
+def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh) -> tuple[jax.stages.Compiled, int]:
+    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
+    specs = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), operand_specs)
+    index = jax.ShapeDtypeStruct((block_pairs,), jnp.int32, sharding=sharded)
+    sharded_step = jax.shard_map(step, mesh=mesh, in_specs=(P(),) * len(specs) + (P(AXIS), P(AXIS)),
+                                 out_specs=P(AXIS), check_vma=False)
+    compiled = jax.jit(sharded_step).lower(*specs, index, index).compile()
+    stats = compiled.memory_analysis()
+    memory = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+              - stats.alias_size_in_bytes)
+    return compiled, int(memory)
+
+
+def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_pairs: int, memory_budget_bytes: int,
+                mesh: Mesh) -> Plan:
+    """Compile `step` (a `block_step` with its keywords bound) for blocks that fit the budget.
+
+    block_pairs > 0 is taken as given (a multiple of the device count) and checked; 0 picks the
+    largest block that fits, from the memory XLA reports for two small probe blocks. Either way the
+    compiled step's reported memory (arguments + outputs + temporaries, per device) is checked
+    against the budget here, before any work: a budget too small for one block is an error.
+    """
+    devices = mesh.devices.size
+    budget_mib = memory_budget_bytes / 2**20
+    if block_pairs:
+        if block_pairs % devices:
+            raise ValueError(f"block_pairs={block_pairs} must be a multiple of the device count ({devices})")
+        compiled, memory = _compile(step, operand_specs, block_pairs, mesh)
+        if memory > memory_budget_bytes:
+            raise ValueError(f"a block of {block_pairs} pairs needs {memory / 2**20:.1f} MiB per device, over the "
+                             f"memory budget of {budget_mib:.1f} MiB: lower block_pairs or raise memory_budget_mb")
+        return Plan(compiled, block_pairs, memory, mesh)
+    # Memory is affine in the block size: fit it on two small probes, then check the real block.
+    small, large = _MIN_SHARD, 4 * _MIN_SHARD
+    m_small = _compile(step, operand_specs, small * devices, mesh)[1]
+    m_large = _compile(step, operand_specs, large * devices, mesh)[1]
+    per_pair = max(m_large - m_small, 1) / (large - small)  # per device, for each pair it holds
+    fixed = max(m_small - small * per_pair, 0)
+    if fixed + per_pair > memory_budget_bytes:
+        raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: the model, latents, "
+                         f"reference shapes and workspace take {fixed / 2**20:.1f} MiB and each pair "
+                         f"{per_pair / 2**20:.2f} MiB per device; raise memory_budget_mb")
+    most_useful = max(-(-num_pairs // devices), 1)  # no point in a block larger than all the pairs
+    per_device = min(int((memory_budget_bytes - fixed) / per_pair), most_useful)
+    while True:
+        if _MIN_SHARD <= per_device < most_useful:
+            per_device -= per_device % _MIN_SHARD
+        compiled, memory = _compile(step, operand_specs, per_device * devices, mesh)
+        if memory <= memory_budget_bytes:
+            return Plan(compiled, per_device * devices, memory, mesh)
+        if per_device == 1:
+            raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
+                             f"device needs {memory / 2**20:.1f} MiB; raise memory_budget_mb")
+        per_device = max(1, int(per_device * 0.95 * memory_budget_bytes / memory))

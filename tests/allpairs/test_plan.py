@@ -1,0 +1,86 @@
+"""The pure block step and its memory-sized, sharded plan, driven by the stand-in decoder."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lerpnet.allpairs.plan import device_mesh, plan_blocks
+from tests.allpairs.standin import OPERANDS, STEP, STEPS, operand_specs
+
+
+def test_block_step_scores_a_sliding_box_in_closed_form():
+    i, j = jnp.array([0, 1, 4, 2], jnp.int32), jnp.array([1, 0, 3, 2], jnp.int32)
+    s = jax.jit(STEP)(*OPERANDS, i, j)
+
+    def overlap(shift):  # an 8-cube vs its translate along x
+        return np.clip(8 - shift, 0, None) / (8 + np.minimum(shift, 8))
+
+    s2 = 2 * np.arange(STEPS)  # 0 -> 20 moves two voxels a step, 10 -> 0 one voxel a step
+    np.testing.assert_allclose(np.asarray(s["iou_to_start"][0]), overlap(s2), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(s["iou_to_end"][1]), overlap(s2)[::-1], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(s["iou_to_start"][2]), overlap(s2 // 2), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(s["smoothness"]), [6 / 10, 6 / 10, 7 / 9, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(s["iou_start"]), 1.0)
+    np.testing.assert_array_equal(np.asarray(s["iou_end"]), 1.0)
+    np.testing.assert_array_equal(np.asarray(s["monotonicity"]), 1.0)
+    np.testing.assert_allclose(np.asarray(s["occupancy"]), 512 / 32768)
+    # The midpoint of 0 -> 20 is the box at 10: reference shape 2 (the first of two copies).
+    np.testing.assert_array_equal(np.asarray(s["nearest_reference"])[[0, 1, 3]], [2, 2, 2])
+    np.testing.assert_array_equal(np.asarray(s["novelty_iou"])[[0, 1, 3]], 1.0)
+    # The midpoint of 10 -> 0 is the box at 5, 3/13 of the way into both boxes at 0 and 10.
+    np.testing.assert_allclose(float(s["novelty_iou"][2]), 3 / 13, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(s["step_iou"][3]), 1.0)
+
+
+def test_the_constant_path_of_a_shape_needs_no_decoder():
+    i = jnp.array([0, 2], jnp.int32)
+    constant = jax.jit(lambda *a: STEP(*a, interior=None))(*OPERANDS, i, i)
+    decoded = jax.jit(STEP)(*OPERANDS, i, i)
+    for key, value in decoded.items():
+        np.testing.assert_array_equal(np.asarray(constant[key]), np.asarray(value), err_msg=key)
+
+
+def test_block_size_is_chosen_within_the_budget_and_a_tiny_budget_is_refused():
+    mesh = device_mesh(1)
+    plan = plan_blocks(STEP, operand_specs(), 10_000, block_pairs=0, memory_budget_bytes=64 * 2**20, mesh=mesh)
+    assert plan.memory_bytes <= 64 * 2**20
+    assert plan.block_pairs >= 8 and plan.block_pairs % 8 == 0
+    with pytest.raises(ValueError, match="too small for one block"):
+        plan_blocks(STEP, operand_specs(), 10_000, block_pairs=0, memory_budget_bytes=2**16, mesh=mesh)
+    with pytest.raises(ValueError, match="over the memory budget"):
+        plan_blocks(STEP, operand_specs(), 10_000, block_pairs=4096, memory_budget_bytes=2**22, mesh=mesh)
+
+
+MULTI_DEVICE_SCRIPT = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from tests.allpairs.standin import OPERANDS, POSITIONS, STEP, operand_specs
+    from lerpnet.allpairs.plan import device_mesh, plan_blocks
+    from lerpnet.allpairs.shapes import pair_list
+    assert len(jax.devices()) == 4, jax.devices()
+    pairs = pair_list(len(POSITIONS), "all")[:16]
+    out = {}
+    for n in (1, 4):
+        plan = plan_blocks(STEP, operand_specs(), 16, block_pairs=16, memory_budget_bytes=2**30, mesh=device_mesh(n))
+        scores = plan.step(*plan.operands(*OPERANDS), *plan.pairs(pairs))
+        assert len(scores["smoothness"].sharding.device_set) == n
+        out[n] = jax.tree.map(np.asarray, scores)
+    for key in out[1]:
+        np.testing.assert_array_equal(out[1][key], out[4][key], err_msg=key)
+    print("SHARDED-OK")
+    """
+)
+
+
+def test_pairs_shard_over_four_forced_cpu_devices_with_the_same_scores():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert "SHARDED-OK" in run.stdout, run.stderr[-3000:]

@@ -1,0 +1,37 @@
+"""Pairs and shape selection."""
+
+import numpy as np
+import pytest
+
+from lerpnet.allpairs.shapes import dataset_parts, pair_list, pairs_by_id, select_shapes
+from lerpnet.configs.interpolate import get_config
+from lerpnet.data import Dataset
+
+
+def test_pair_list_counts_and_order():
+    assert pair_list(3, "all").tolist() == [[i, j] for i in range(3) for j in range(3)]
+    assert pair_list(4, "unique").tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+    with pytest.raises(ValueError, match="pair mode"):
+        pair_list(3, "some")
+
+
+def test_shapes_come_from_splits_in_order_with_rotated_copies_last():
+    grid = lambda k: np.full((32, 32, 32), k % 2 == 0)  # noqa: E731
+    canonical = Dataset(np.stack([grid(0), grid(1)]), ("a", "b"), np.stack([grid(2)]), ("v",))
+    rotated = Dataset(np.stack([grid(k) for k in range(4)]), ("a_1", "a_2", "b_1", "b_2"), canonical.val_voxels,
+                      ("v",))
+    cfg = get_config().shapes
+    cfg.split = "val+train+rotated"
+    shapes = select_shapes(cfg, 4, dataset_parts(canonical, rotated))
+    assert shapes.ids == ("v", "a", "b", "a_2") and shapes.splits == ("val", "train", "train", "rotated")
+    with pytest.raises(ValueError, match="num_shapes=9 but split 'val\\+train\\+rotated' of the dataset has only 5"):
+        select_shapes(cfg, 9, dataset_parts(canonical, rotated))
+    cfg.split = "val+rotated"
+    with pytest.raises(ValueError, match="shapes.split must be splits from \\('val', 'train'\\)"):
+        select_shapes(cfg, 0, dataset_parts(canonical))
+
+
+def test_pairs_by_id_names_the_bad_entry():
+    assert pairs_by_id("b:a, a:c", ("a", "b", "c")) == [(1, 0), (0, 2)]
+    with pytest.raises(ValueError, match="export.pairs entry 'a:x' must be 'idA:idB'"):
+        pairs_by_id("a:x", ("a", "b", "c"))

@@ -1,0 +1,105 @@
+"""Streaming blocks through the resumable block store: resume, and nothing torn, foreign or changed mixed in."""
+
+import numpy as np
+import pytest
+
+from lerpnet.allpairs.plan import device_mesh, num_blocks, plan_blocks
+from lerpnet.allpairs.shapes import pair_list
+from lerpnet.allpairs.store import BlockStore, content_hash
+from lerpnet.allpairs.stream import stream_blocks
+from tests.allpairs.standin import OPERANDS, POSITIONS, STEP, operand_specs
+
+PAIRS = pair_list(len(POSITIONS), "all")  # 25 pairs
+FINGERPRINT = {"params_sha256": "a" * 64, "steps": 11, "ids": ["s0", "s1"]}
+
+
+def plan(block: int):
+    return plan_blocks(STEP, operand_specs(), len(PAIRS), block_pairs=block, memory_budget_bytes=2**30,
+                       mesh=device_mesh(1))
+
+
+def stream(plan_, workdir, fingerprint=FINGERPRINT):
+    store = BlockStore(workdir, fingerprint, plan_.block_pairs)
+    store.start(plan_.block_pairs)
+    return stream_blocks(plan_, plan_.operands(*OPERANDS), PAIRS, store=store)
+
+
+def test_blocks_persist_resume_and_do_not_depend_on_the_block_size(tmp_path):
+    results = {}
+    for block in (8, 16):
+        results[block], stats = stream(plan(block), tmp_path / str(block))
+        assert stats.pairs_computed == 25
+        assert stats.blocks_computed == stats.blocks == num_blocks(25, block)
+    for key, value in results[8].items():
+        assert len(value) == 25
+        np.testing.assert_array_equal(value, results[16][key], err_msg=key)
+    # Resume: only the missing block is computed again, and it comes out the same; a temporary file
+    # left by an interrupted write is removed.
+    blocks = tmp_path / "8" / "blocks"
+    (blocks / "block_000002.npz").unlink()
+    (blocks / ".block_000003.npz.x1y2.tmp").write_bytes(b"half a write")
+    again, stats = stream(plan(8), tmp_path / "8")
+    assert (stats.blocks_computed, stats.pairs_computed) == (1, 8) and not list(blocks.glob("*.tmp"))
+    for key, value in results[16].items():
+        np.testing.assert_array_equal(again[key], value, err_msg=key)
+    # Without a store every block is computed, the same.
+    memory, stats = stream_blocks(plan(8), plan(8).operands(*OPERANDS), PAIRS)
+    assert stats.blocks_computed == 4
+    for key, value in results[8].items():
+        np.testing.assert_array_equal(memory[key], value, err_msg=key)
+
+
+def test_torn_truncated_and_copied_over_blocks_are_computed_again(tmp_path):
+    first, _ = stream(plan(8), tmp_path)
+    blocks = tmp_path / "blocks"
+    whole = (blocks / "block_000001.npz").read_bytes()
+    (blocks / "block_000001.npz").write_bytes(whole[: len(whole) // 2])  # truncated
+    (blocks / "block_000002.npz").write_bytes(b"")  # torn
+    (blocks / "block_000003.npz").write_bytes((blocks / "block_000000.npz").read_bytes())  # copied over
+    again, stats = stream(plan(8), tmp_path)
+    assert stats.blocks_computed == 3
+    for key, value in first.items():
+        np.testing.assert_array_equal(again[key], value, err_msg=key)
+    _, stats = stream(plan(8), tmp_path)
+    assert stats.blocks_computed == 0  # all whole again
+
+
+def test_blocks_of_another_run_are_never_reused(tmp_path):
+    stream(plan(8), tmp_path)
+    (tmp_path / "plan.json").unlink()  # even with the plan gone, the blocks carry their run's key
+    other = FINGERPRINT | {"params_sha256": "b" * 64}
+    _, stats = stream(plan(8), tmp_path, other)
+    assert stats.blocks_computed == 4
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_the_fields(tmp_path):
+    stream(plan(8), tmp_path)
+    changed = FINGERPRINT | {"params_sha256": "b" * 64, "steps": 7}
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(params_sha256: 'aaa.*' there, 'bbb.*' "
+                                         r"now; steps: 11 there, 7 now\)"):
+        BlockStore(tmp_path, changed)
+    with pytest.raises(ValueError, match=r"block_pairs: 8 there, 16 now"):
+        BlockStore(tmp_path, FINGERPRINT, 16)
+    assert BlockStore(tmp_path, FINGERPRINT).block_pairs == 8  # 0 = whatever the workdir has
+
+
+def test_a_zero_byte_plan_is_absent_without_blocks_and_a_clear_error_with_them(tmp_path):
+    tmp_path.joinpath("plan.json").write_bytes(b"")
+    assert BlockStore(tmp_path, FINGERPRINT, 8).block_pairs == 8  # nothing computed under it: start afresh
+    stream(plan(8), tmp_path)
+    tmp_path.joinpath("plan.json").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"plan.json is damaged or not a block plan: delete it to resume") as e:
+        BlockStore(tmp_path, FINGERPRINT, 8)
+    assert "\n" not in str(e.value)
+    tmp_path.joinpath("plan.json").unlink()
+    _, stats = stream(plan(8), tmp_path)
+    assert stats.blocks_computed == 0  # the blocks were checked and kept
+
+
+def test_content_hash_sees_every_byte_and_every_name():
+    tree = {"a": np.arange(4, dtype=np.float32), "b": np.zeros((2, 2), np.uint32)}
+    assert content_hash(tree) == content_hash({k: v.copy() for k, v in tree.items()})
+    nudged = {"a": tree["a"].copy(), "b": tree["b"]}
+    nudged["a"][3] = np.nextafter(np.float32(3), np.float32(4))
+    assert content_hash(nudged) != content_hash(tree)
+    assert content_hash({"c": tree["a"], "b": tree["b"]}) != content_hash(tree)
