@@ -5,8 +5,9 @@
 Measures in one run on one device: the bf16 matrix-multiply and copy ceilings; `lerpnet.train`'s
 training step (batch `train_batch`) and `Autoencoder.decode` per model variant and dtype; Algorithm 1
 through `lerpnet.ops.lerp_decode` (encode N shapes, all N^2 pairs x `steps` interpolants, threshold,
-bit-pack; every ordered pair decoded, then each distinct shape once) for each decoder width and
-implementation, after a sweep of the Triton kernel's launches; the transposed convolution
+bit-pack; every ordered pair decoded, then each distinct shape once) and end to end through the
+all-pairs program's function `lerpnet.allpairs.score_pairs` (to every path's scores), for each
+decoder width and implementation, after a sweep of the Triton kernel's launches; the transposed convolution
 formulations layer by layer; and PyTorch (eager, then torch.compile) when torch sees a GPU. Each
 figure is the median of `repeats` timed calls after warm-up, blocked until ready. Rows give
 shapes/s, useful TFLOP/s (FLOPs the network needs per shape, not what a formulation executes), the
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from benchmarks import fast_layers
 from benchmarks.timing import bf16_matmul_rate, copy_bandwidth
 from lerpnet import losses, models, train
+from lerpnet.allpairs import score_pairs
 from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import TritonLaunch, XlaLaunch, lerp_decode, lerp_decode_all_pairs
@@ -219,8 +221,10 @@ class Bench:
     def _algorithm1_rows(self, model, params, n: int, label: str, flops: float):
         cfg = self.cfg
         x = random_voxels(jax.random.key(6), n, cfg.occupancy)
+        reference = random_voxels(jax.random.key(10), cfg.reference_shapes, cfg.occupancy)  # novelty's training set
         i, j = all_ordered_pairs(n)
         encode = functools.partial(model.apply, method=models.Autoencoder.encode)
+        encode_jit = jax.jit(encode)
         for name in cfg.implementations:
             if n > cfg.max_n.get(name, n) or self.out_of_time(f"Algorithm 1 {name} N={n} {label}"):
                 continue
@@ -229,9 +233,13 @@ class Bench:
                 model, p, encode(p, x), i, j, steps=cfg.steps, implementation=name, launch=launch))
             once = jax.jit(lambda p, x, name=name, launch=launch: lerp_decode_all_pairs(
                 model, p, encode(p, x), steps=cfg.steps, implementation=name, launch=launch))
+            end_to_end = (lambda p, x, name=name: score_pairs(model, p, encode_jit(p, x), x, reference=reference,
+                                                              pairs="all", steps=cfg.steps, implementation=name))
+            distinct = n + n * (n - 1) // 2 * (cfg.steps - 2)
             for what, fn, args, decoded in (
                     ("every ordered pair", every_pair, (params, x, i, j), n * n * cfg.steps),
-                    ("each distinct shape once", once, (params, x), n + n * (n - 1) // 2 * (cfg.steps - 2))):
+                    ("each distinct shape once", once, (params, x), distinct),
+                    ("encode to scores (lerpnet.allpairs.score_pairs)", end_to_end, (params, x), distinct)):
                 t = self.time(fn, *args)
                 self.add("decode", "lerpnet", f"Algorithm 1 N={n}, {what}: lerp_decode {name}", "bfloat16",
                          n * n * cfg.steps, t, flops=flops, decoder=label, algorithm1_ms=1e3 * t.median,

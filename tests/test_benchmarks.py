@@ -29,6 +29,7 @@ def test_smoke_run_writes_a_table(tmp_path):
     assert ("decode", "lerpnet", "subpixel", "float32") in tasks
     assert any(t[2] == "Algorithm 1 N=3, every ordered pair: lerp_decode xla" for t in tasks)
     assert any(t[2] == "Algorithm 1 N=3, each distinct shape once: lerp_decode xla" for t in tasks)
+    assert any(t[2] == "Algorithm 1 N=3, encode to scores (lerpnet.allpairs.score_pairs): lerp_decode xla" for t in tasks)
     assert any(t[0] == "up2:forward" for t in tasks)
     for row in data["rows"]:
         assert row["shapes_per_s"] > 0 and row["min_s"] <= row["median_s"] <= row["max_s"]
