@@ -1,22 +1,54 @@
-"""Run the fused decoder kernel once: `python3 bin/compile_fused.py programs=528,rows=4 [N]`.
+"""Run the fused Triton lerp_decode kernel once, for a profiler to attach to.
 
-`bin/device-results.sh profile` runs it under ncu: one launch of Algorithm 1's decode for N latents,
-all N^2 pairs, 11 steps, with the launch's integer arguments of `lerp_decode_pallas` given as k=v.
+    python -m benchmarks.profile_lerp_decode --n=50 [--launch=programs=528,rows=4] [--decoder_features=64,64]
+
+One launch of Algorithm 1's decode for N random latents, every ordered pair, 11 steps, with the
+TritonLaunch knobs given as k=v (defaults elsewhere); under Nsight Compute select the kernel named
+`lerp_decode`. Needs a CUDA GPU (elsewhere the kernel would only interpret).
 """
 
-import sys
+from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
+from absl import app, flags
 
 from lerpnet import models
-from lerpnet.ops.lerp_decode import api as fused_decoder
+from lerpnet.ops.lerp_decode import TritonLaunch, lerp_decode
 
-launch = {k: int(v) for k, v in (item.split("=") for item in sys.argv[1].split(","))}
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-model = models.Autoencoder(models.model_config())
-params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
-z = jax.random.normal(jax.random.key(1), (n, 2, 2, 2, 8))
-i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
-jax.block_until_ready(fused_decoder.lerp_decode_pallas(params, z, i, j, **launch))
-print("ran", launch, "N =", n)
+_N = flags.DEFINE_integer("n", 4, "latents N; the launch decodes N^2 pairs x 11 steps", lower_bound=1)
+_LAUNCH = flags.DEFINE_list("launch", [], "TritonLaunch knobs as k=v, e.g. programs=528,rows=4")
+_FEATURES = flags.DEFINE_list("decoder_features", ["16", "32"], "the decoder's (C0, C1) channels")
+
+
+def parse_launch(items: list[str]) -> TritonLaunch:
+    """TritonLaunch from k=v strings; a one-line error naming a bad item."""
+    knobs = {f.name for f in dataclasses.fields(TritonLaunch)}
+    launch = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in knobs or not value.isdigit():
+            raise ValueError(f"--launch item {item!r} is not k=<integer> for k in {', '.join(sorted(knobs))}")
+        launch[key] = int(value)
+    return TritonLaunch(**launch)
+
+
+def main(argv):
+    del argv
+    if jax.default_backend() != "gpu":
+        raise SystemExit("profile_lerp_decode needs a CUDA GPU (the kernel only interprets elsewhere)")
+    launch = parse_launch(_LAUNCH.value)
+    features = tuple(int(c) for c in _FEATURES.value)
+    model = models.Autoencoder(models.model_config(decoder_features=features))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+    n = _N.value
+    z = jax.random.normal(jax.random.key(1), (n, 2, 2, 2, 8))
+    i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
+    jax.block_until_ready(lerp_decode(model, params, z, i, j, implementation="triton", launch=launch))
+    print(f"ran {launch} N = {n}, decoder_features = {features}")
+
+
+if __name__ == "__main__":
+    app.run(main)

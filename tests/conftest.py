@@ -1,4 +1,5 @@
-"""Shared test setup: CPU-friendly JAX settings and the path to the real data in ../shared."""
+"""Shared test setup: CPU-friendly JAX settings, the path to the real data in ../shared, the `gpu` and
+`interpret` markers, and lowering for CUDA on an abstract H100."""
 
 import os
 import pathlib
@@ -14,6 +15,38 @@ if jax.default_backend() == "cpu":
     jax.config.update("jax_disable_most_optimizations", True)
 
 ON_GPU = jax.default_backend() == "gpu"
+H100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "interpret: Pallas kernels in interpret mode, the CPU stand-in "
+                                       "(skipped on a GPU, where the compiled kernels are tested)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `gpu` tests off the GPU and `interpret` tests on it (jax's tests/pallas split)."""
+    for item in items:
+        if item.get_closest_marker("gpu") and not ON_GPU:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        if item.get_closest_marker("interpret") and ON_GPU:
+            item.add_marker(pytest.mark.skip(reason="interpret mode is the CPU stand-in for the GPU kernels"))
+
+
+@pytest.fixture
+def lower_for_h100():
+    """lower(fn, *args) -> the StableHLO text of jit(fn) lowered for CUDA inside an abstract H100 mesh.
+
+    Interpret mode ignores the GPU backends' constraints (Triton's power-of-two arrays and dot sizes,
+    Mosaic GPU's register layouts, TMA and the shared-memory budget); this runs the real Pallas ->
+    Triton / Mosaic GPU lowering with no GPU present. It cannot catch what happens later, at XLA
+    compile time on a device (ptxas, the Triton compiler proper).
+    """
+
+    def lower(fn, *args) -> str:
+        with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=H100)):
+            return jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+
+    return lower
 
 
 @pytest.fixture(scope="session")

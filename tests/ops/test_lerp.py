@@ -1,12 +1,16 @@
-"""One suite for every interpolation backend, checked against a float64 NumPy reference.
+"""One suite for every interpolation implementation, checked against a float64 NumPy reference, and
+every Pallas kernel lowered for CUDA on an abstract H100.
 
 Inputs are fresh random latents on every run (never zeros). Outputs are poisoned before each call
 (on the GPU a NaN-filled buffer of the output's size is freed just before, so the allocator hands
 its memory to the kernel; in interpret mode fresh buffers start as NaN), and every element is
-compared with the reference, so an element a backend forgets to write fails.
+compared with the reference, so an element an implementation forgets to write fails.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -14,14 +18,15 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from lerpnet.ops.lerp import api as interpolation
-from lerpnet.ops.lerp.api import BACKENDS, auto_backend, interpolate, interpolate_pairs
+from lerpnet.ops.common import interpret_off_gpu
+from lerpnet.ops.lerp import IMPLEMENTATIONS, default_implementation, interpolate, interpolate_pairs
+from lerpnet.ops.lerp import mosaic_global, mosaic_smem, triton, xla
+from lerpnet.ops.lerp.api import PALLAS_KERNELS
 
-pytestmark = pytest.mark.filterwarnings("ignore:The Pallas Triton backend is deprecated:DeprecationWarning")
-
-ON_GPU = jax.default_backend() == "gpu"
 BF16 = np.dtype(ml_dtypes.bfloat16)
 LATENTS = [(64,), (8, 8), (2, 2, 2, 8)]
+KERNELS = {"mosaic_smem": mosaic_smem, "mosaic_global": mosaic_global, "triton": triton}
+CUSTOM_CALL = {"mosaic_smem": "mosaic_gpu", "mosaic_global": "mosaic_gpu", "triton": "__gpu"}
 
 
 def fresh_latents(n: int, latent: tuple[int, ...], dtype) -> np.ndarray:
@@ -55,50 +60,49 @@ def assert_matches(out, ref: np.ndarray, scale: np.ndarray, dtype) -> None:
 
 def poison(nbytes: int) -> None:
     """On the GPU, fill and free a buffer as large as the next output, so stale memory is NaN."""
-    if ON_GPU:
+    if not interpret_off_gpu():
         jnp.full((nbytes // 4,), jnp.nan, jnp.float32).block_until_ready().delete()
 
 
-class InterpolationSuite:
-    """The parameterized checks; subclasses choose the backends, sizes and platform."""
+class LerpSuite:
+    """The parameterized checks; subclasses choose the implementations, sizes and platform."""
 
-    backends: tuple[str, ...] = ()
+    implementations: tuple[str | None, ...] = ()
     # (n, latent, dtype, steps): sizes that are and are not multiples of the 8/16 blocks, N = 1.
     all_pairs_cases: list = []
     pairs_cases: list = []
 
-    def check_all_pairs(self, backend, n, latent, dtype, steps):
+    def test_all_pairs(self, all_pairs_case):
+        implementation, n, latent, dtype, steps = all_pairs_case
         z = fresh_latents(n, latent, dtype)
         poison(n * n * steps * 64 * np.dtype(dtype).itemsize)
-        out = interpolate(jnp.asarray(z) if backend != "numpy" else z, steps=steps, backend=backend)
+        out = interpolate(jnp.asarray(z) if implementation != "numpy" else z, steps=steps,
+                          implementation=implementation)
         assert out.shape == (n, n, steps, *latent) and np.dtype(out.dtype) == np.dtype(dtype)
         ref, scale = expand(z, steps)
         assert_matches(out, ref, scale, dtype)
 
-    def check_pairs(self, backend, n, latent, dtype, steps, p):
+    def test_pairs(self, pairs_case):
+        implementation, n, latent, dtype, steps, p = pairs_case
         z = fresh_latents(n, latent, dtype)
         rng = np.random.default_rng()
         i, j = rng.integers(0, n, p).astype(np.int32), rng.integers(0, n, p).astype(np.int32)
         poison(p * steps * 64 * np.dtype(dtype).itemsize)
-        out = interpolate_pairs(z, i, j, steps=steps, backend=backend)
+        out = interpolate_pairs(z, i, j, steps=steps, implementation=implementation)
         assert out.shape == (p, steps, *latent) and np.dtype(out.dtype) == np.dtype(dtype)
         ref, scale = expand(z, steps)
         assert_matches(out, ref[i, j], scale[i, j], dtype)
 
 
-def _cases(cls, name):
-    return [(b, *c) for b in cls.backends for c in getattr(cls, name)]
-
-
 def pytest_generate_tests(metafunc):
-    """Parameterize each class's tests over its own backends and cases."""
+    """Parameterize each class's tests over its own implementations and cases."""
     cls = metafunc.cls
     if cls is None:
         return
-    if "all_pairs_case" in metafunc.fixturenames:
-        metafunc.parametrize("all_pairs_case", _cases(cls, "all_pairs_cases"), ids=_case_id)
-    if "pairs_case" in metafunc.fixturenames:
-        metafunc.parametrize("pairs_case", _cases(cls, "pairs_cases"), ids=_case_id)
+    for name in ("all_pairs_case", "pairs_case"):
+        if name in metafunc.fixturenames:
+            cases = [(impl, *c) for impl in cls.implementations for c in getattr(cls, name + "s")]
+            metafunc.parametrize(name, cases, ids=_case_id)
 
 
 def _case_id(case):
@@ -109,46 +113,75 @@ def _case_id(case):
     return "-".join(map(part, case))
 
 
-class _Tests(InterpolationSuite):
-    def test_all_pairs(self, all_pairs_case):
-        self.check_all_pairs(*all_pairs_case)
+class TestHostImplementations(LerpSuite):
+    """XLA and NumPy (and the default choice) on whatever platform runs the suite."""
 
-    def test_pairs(self, pairs_case):
-        self.check_pairs(*pairs_case)
-
-
-class TestHostBackends(_Tests):
-    """jnp and NumPy on whatever platform runs the suite."""
-
-    backends = ("jnp", "numpy", "auto")
+    implementations = ("xla", "numpy", "auto", None)
     all_pairs_cases = [(n, latent, dt, 11) for n in (1, 16, 37) for latent in LATENTS for dt in (np.float32, BF16)]
     all_pairs_cases += [(5, (64,), np.float32, 2), (6, (8, 8), BF16, 30)]
     pairs_cases = [(9, (2, 2, 2, 8), dt, 11, p) for dt in (np.float32, BF16) for p in (1, 23)]
 
 
-@pytest.mark.skipif(ON_GPU, reason="interpret mode is the CPU stand-in for the GPU kernels")
-class TestPallasInterpret(_Tests):
+@pytest.mark.interpret
+class TestKernelsInterpret(LerpSuite):
     """The Pallas kernels in interpret mode: small sizes, a ragged N > one block, N below a block."""
 
-    backends = ("pallas", "pallas_global", "pallas_triton")
+    implementations = PALLAS_KERNELS
     all_pairs_cases = [(1, (8, 8), np.float32, 11), (37, (2, 2, 2, 8), np.float32, 11),
                        (18, (64,), BF16, 13)]
     pairs_cases = [(7, (64,), np.float32, 13, 19), (5, (8, 8), BF16, 11, 3)]
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
-class TestGPU(_Tests):
-    """Every backend compiled on the GPU, at sizes from one latent to several thousand blocks."""
+class TestKernelsGPU(LerpSuite):
+    """Every JAX implementation compiled on the GPU, at sizes from one latent to several thousand blocks."""
 
-    backends = ("pallas", "pallas_global", "pallas_triton", "jnp", "auto")
+    implementations = (*PALLAS_KERNELS, "xla", "auto")
     all_pairs_cases = [(n, latent, dt, steps) for n in (1, 7, 37, 130, 515)
                        for latent, dt in (((64,), np.float32), ((2, 2, 2, 8), BF16)) for steps in (11, 13)]
     pairs_cases = [(n, (8, 8), dt, steps, p) for n in (200,) for dt in (np.float32, BF16)
                    for steps in (11, 25) for p in (1, 77, 4099)]
 
 
-# ---- input validation (every backend shares it) ----
+# ---- launch dataclasses: other blocks give the same result; bad knobs are refused ----
+
+LAUNCHES = [
+    ("mosaic_smem", mosaic_smem.MosaicSmemLaunch(block_i=8, block_j=8, buffers=3, pairs_block=8)),
+    ("mosaic_global", mosaic_global.MosaicGlobalLaunch(block_i=4, block_j=8, pairs_block=32)),
+    ("triton", triton.TritonLaunch(block_i=4, block_j=16, pairs_block=8, num_warps=2)),
+]
+
+
+@pytest.mark.parametrize("name, launch", LAUNCHES, ids=[n for n, _ in LAUNCHES])
+def test_other_launches_compute_the_same(name, launch):
+    z = fresh_latents(19, (64,), np.float32)
+    interpret = interpret_off_gpu()
+    out = KERNELS[name].all_pairs(jnp.asarray(z), steps=5, launch=launch, interpret=interpret)
+    ref, scale = expand(z, 5)
+    assert_matches(out, ref, scale, np.float32)
+    i, j = np.array([3, 18, 0], np.int32), np.array([7, 18, 12], np.int32)
+    out = KERNELS[name].pairs(jnp.asarray(z[i]), jnp.asarray(z[j]), steps=3, launch=launch, interpret=interpret)
+    ref, scale = expand(z, 3)
+    assert_matches(out, ref[i, j], scale[i, j], np.float32)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: mosaic_smem.MosaicSmemLaunch(block_j=0), r"MosaicSmemLaunch.block_j must be a positive integer, got 0"),
+    (lambda: mosaic_global.MosaicGlobalLaunch(block_i=2.0), r"MosaicGlobalLaunch.block_i must be a positive integer"),
+    (lambda: triton.TritonLaunch(block_i=3), r"TritonLaunch.block_i must be a power of two, got 3"),
+    (lambda: triton.TritonLaunch(num_warps=True), r"TritonLaunch.num_warps must be a positive integer"),
+])
+def test_bad_launches_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_launches_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        triton.TritonLaunch().block_i = 16
+
+
+# ---- input validation (every implementation shares it) ----
 
 @pytest.mark.parametrize("shape, dtype, match", [
     ((0, 64), np.float32, "N = 0"),
@@ -159,13 +192,13 @@ class TestGPU(_Tests):
     ((4, 64), np.int32, "float32 or bfloat16"),
     ((4, 64), np.float16, "float32 or bfloat16"),
 ])
-@pytest.mark.parametrize("backend", ["jnp", "numpy", "pallas", "auto"])
-def test_bad_latents_raise(shape, dtype, match, backend):
+@pytest.mark.parametrize("implementation", ["xla", "numpy", "mosaic_smem", "auto"])
+def test_bad_latents_raise(shape, dtype, match, implementation):
     z = np.ones(shape, dtype)
     with pytest.raises(ValueError, match=match):
-        interpolate(z, backend=backend)
+        interpolate(z, implementation=implementation)
     with pytest.raises(ValueError, match=match):
-        interpolate_pairs(z, np.zeros(1, np.int32), np.zeros(1, np.int32), backend=backend)
+        interpolate_pairs(z, np.zeros(1, np.int32), np.zeros(1, np.int32), implementation=implementation)
 
 
 @pytest.mark.parametrize("steps", [1, 0, -3, 2.5, True, "11"])
@@ -174,11 +207,16 @@ def test_bad_steps_raise(steps):
         interpolate(np.ones((3, 64), np.float32), steps=steps)
 
 
-def test_bad_backend_and_pairs_raise():
+@pytest.mark.parametrize("old_name", ["cuda", "pallas", "pallas_global", "pallas_triton", "jnp"])
+def test_unknown_implementations_raise(old_name):
+    """No aliases: the old backend names are refused like any unknown name."""
+    with pytest.raises(ValueError, match=f"unknown implementation '{old_name}'"):
+        interpolate(np.ones((3, 8, 8), np.float32), implementation=old_name)
+
+
+def test_bad_pairs_raise():
     z = np.ones((3, 8, 8), np.float32)
     ok = np.array([0, 2], np.int32)
-    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
-        interpolate(z, backend="cuda")
     with pytest.raises(ValueError, match="same shape"):
         interpolate_pairs(z, ok, ok[:1])
     with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
@@ -188,33 +226,82 @@ def test_bad_backend_and_pairs_raise():
     with pytest.raises(ValueError, match="no pairs"):
         interpolate_pairs(z, ok[:0], ok[:0])
     with pytest.raises(ValueError, match="cannot be traced"):
-        jax.jit(lambda z: interpolate(z, backend="numpy"))(z)
+        jax.jit(lambda z: interpolate(z, implementation="numpy"))(z)
 
 
 def test_pairs_under_jit_with_traced_indices():
-    """The streaming pipeline calls interpolate_pairs inside jit with traced index blocks."""
+    """The streaming program calls interpolate_pairs inside jit with traced index blocks."""
     z = fresh_latents(6, (8, 8), np.float32)
     i, j = np.array([5, 0, 3], np.int32), np.array([1, 1, 4], np.int32)
-    out = jax.jit(lambda z, i, j: interpolate_pairs(z, i, j, steps=4, backend="jnp"))(z, i, j)
+    out = jax.jit(lambda z, i, j: interpolate_pairs(z, i, j, steps=4, implementation="xla"))(z, i, j)
     ref, scale = expand(z, 4)
     assert_matches(out, ref[i, j], scale[i, j], np.float32)
 
 
-def test_auto_rule():
-    assert auto_backend("gpu", 2 * 2) == auto_backend("gpu", 50 * 50) == "pallas_triton"
-    assert auto_backend("gpu", 51 * 51) == auto_backend("gpu", 4096 * 4096) == "pallas"
-    assert auto_backend("cpu", 50 * 50) == auto_backend("cpu", 4096 * 4096) == "jnp"
-    assert set(BACKENDS) >= {"pallas", "pallas_global", "jnp", "numpy"}
+def test_default_rule():
+    assert default_implementation("gpu", 2 * 2) == default_implementation("gpu", 50 * 50) == "triton"
+    assert default_implementation("gpu", 51 * 51) == default_implementation("gpu", 4096 * 4096) == "mosaic_smem"
+    assert default_implementation("cpu", 50 * 50) == default_implementation("cpu", 4096 * 4096) == "xla"
+    assert set(IMPLEMENTATIONS) == {"mosaic_smem", "mosaic_global", "triton", "xla", "numpy"}
 
 
 def test_poisoned_output_is_caught():
     """The check itself fails on an output with one element left unwritten (NaN) or one off by 1 ulp-scale."""
     z = fresh_latents(4, (64,), np.float32)
     ref, scale = expand(z, 3)
-    good = np.asarray(interpolation.jnp_all_pairs(jnp.asarray(z), 3))
+    good = np.asarray(xla.all_pairs(jnp.asarray(z), steps=3))
     assert_matches(good, ref, scale, np.float32)
     for corrupt in (np.nan, good[1, 2, 1, 7] * (1 + 1e-5) + 1e-3):
         bad = good.copy()
         bad[1, 2, 1, 7] = corrupt
         with pytest.raises(AssertionError, match="1 of"):
             assert_matches(bad, ref, scale, np.float32)
+
+
+# ---- every kernel lowered for CUDA on an abstract H100 (interpret mode ignores the GPU's constraints) ----
+
+@pytest.mark.parametrize("name", PALLAS_KERNELS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("n, steps", [(3, 11), (37, 11), (64, 13), (1000, 11)])
+def test_all_pairs_lowers_for_h100(lower_for_h100, name, dtype, n, steps):
+    z = jax.ShapeDtypeStruct((n, 64), dtype)
+    text = lower_for_h100(lambda z: KERNELS[name].all_pairs(z, steps=steps), z)
+    assert re.search(rf"custom_call @{CUSTOM_CALL[name]}", text), text[:2000]
+    assert f"tensor<{n}x{n}x{steps}x64x{'f32' if dtype == jnp.float32 else 'bf16'}>" in text
+
+
+@pytest.mark.parametrize("name", PALLAS_KERNELS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("p, steps", [(5, 11), (77, 25)])
+def test_pairs_lowers_for_h100(lower_for_h100, name, dtype, p, steps):
+    a = jax.ShapeDtypeStruct((p, 64), dtype)
+    text = lower_for_h100(lambda a, b: KERNELS[name].pairs(a, b, steps=steps), a, a)
+    assert re.search(rf"custom_call @{CUSTOM_CALL[name]}", text), text[:2000]
+
+
+class UncheckedTritonLaunch(triton.TritonLaunch):
+    """A launch TritonLaunch refuses (not a power of two), built anyway to show the lowering refuses it too."""
+
+    def __post_init__(self):
+        pass
+
+
+@pytest.mark.interpret
+@pytest.mark.parametrize("name, launch, error", [
+    ("triton", UncheckedTritonLaunch(block_i=3), "power of 2"),  # Triton: power-of-two arrays only
+    ("mosaic_global", mosaic_global.MosaicGlobalLaunch(block_j=1), "infer a possible set of layouts"),  # 64-element register array
+])
+def test_lowering_rejects_what_interpret_mode_runs(lower_for_h100, name, launch, error):
+    """The lowering check can fail: kernels that interpret mode runs correctly but the GPU rejects."""
+    z = jax.random.normal(jax.random.key(0), (9, 64), jnp.float32)
+    interpreted = KERNELS[name].all_pairs(z, steps=3, launch=launch, interpret=True)
+    np.testing.assert_allclose(interpreted[2, 5, 1], (z[2] + z[5]) / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match=error):
+        lower_for_h100(lambda z: KERNELS[name].all_pairs(z, steps=3, launch=launch), z)
+
+
+def test_lowering_checks_the_shared_memory_budget(lower_for_h100):
+    launch = mosaic_smem.MosaicSmemLaunch(block_i=16, block_j=64)
+    with pytest.raises(ValueError, match="exceeds available shared memory"):
+        lower_for_h100(lambda z: mosaic_smem.all_pairs(z, steps=11, launch=launch),
+                       jax.ShapeDtypeStruct((100, 64), jnp.float32))

@@ -1,4 +1,11 @@
-"""The fused interpolate-decode path equals the unfused one; the fast layer forms equal Flax's."""
+"""One suite for every lerp_decode implementation against the unfused float32 decode: the Triton kernel
+in interpret mode (CPU), compiled (GPU) and lowered for CUDA on an abstract H100; and the fast layer
+forms of benchmarks/fast_layers.py equal Flax's."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -8,11 +15,14 @@ import pytest
 
 from benchmarks import fast_layers
 from lerpnet import models
-from lerpnet.ops.lerp import api as interpolation
-from lerpnet.ops.lerp_decode import api as fused_decoder
 from lerpnet.bitpack import unpack_voxels
+from lerpnet.ops.lerp import interpolate_pairs
+from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, TritonLaunch, XlaLaunch, default_implementation, lerp_decode,
+                                     lerp_decode_all_pairs)
+from lerpnet.ops.lerp_decode import triton
+from lerpnet.ops.lerp_decode.common import threshold_logit
 
-ON_GPU = jax.default_backend() == "gpu"
+STUDY, CHAIRS = (16, 32), (64, 64)  # decoder_features of the study and of configs/modelnet_chairs.py
 
 
 @pytest.mark.parametrize("formulation", sorted(fast_layers.CONV_TRANSPOSE))
@@ -31,8 +41,9 @@ def test_conv_transpose_formulations_equal_flax(formulation, cin, cout):
     assert jnp.linalg.norm(got - want) / jnp.linalg.norm(want) < 1e-5
 
 
-def _model_and_latents(n):
-    model = models.Autoencoder(models.model_config())
+@functools.cache
+def model_and_latents(n: int, features=STUDY, activation: str = "relu"):
+    model = models.Autoencoder(models.model_config(decoder_features=features, activation=activation))
     params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
     # random biases too, so that a dropped bias shows
     params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(a.size), a.shape), params)
@@ -40,100 +51,141 @@ def _model_and_latents(n):
     return model, params, z
 
 
-def _reference_logits(model, params, z, i, j, steps):
-    lat = interpolation.interpolate_pairs(z, i, j, steps=steps, backend="jnp").reshape(-1, 2, 2, 2, 8)
+def every_pair(n: int):
+    return tuple(a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
+
+
+def reference_logits(model, params, z, i, j, steps):
+    lat = interpolate_pairs(z, i, j, steps=steps, implementation="xla").reshape(-1, 2, 2, 2, 8)
     return model.apply(params, lat, method=models.Autoencoder.decode).reshape(len(i), steps, 32, 32, 32)
 
 
-def _check_against_reference(packed, logits):
-    """Every voxel whose float32 logit is clear of 0 must match; bf16 may flip the near-zero ones."""
+def check_against_reference(packed, logits, logit: float = 0.0):
+    """Every voxel whose float32 logit is clear of the threshold must match; bf16 may flip the near ones."""
     got = np.asarray(unpack_voxels(packed))
     logits = np.asarray(logits)
-    want = logits > 0
-    clear = np.abs(logits) > 0.05 * logits.std()
+    want = logits > logit
+    clear = np.abs(logits - logit) > 0.05 * logits.std()
     assert got.shape == want.shape
     assert np.array_equal(got[clear], want[clear])
     assert (got != want).mean() < 5e-3
     assert 0.05 < want.mean() < 0.95  # the check is not on an all-empty or all-full grid
 
 
-def test_reference_backend_is_the_thresholded_decode():
-    model, params, z = _model_and_latents(3)
-    i, j = jnp.array([0, 2]), jnp.array([1, 0])
-    packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="reference")
-    logits = _reference_logits(model, params, z, i, j, 3)
-    np.testing.assert_array_equal(unpack_voxels(packed), logits > 0)
+@dataclasses.dataclass(frozen=True)
+class Case:
+    implementation: str | None
+    launch: object = None
+    features: tuple[int, int] = STUDY
+    activation: str = "relu"
+    n: int = 3
+    steps: int = 3
+    step_range: tuple[int, int] | None = None
+    threshold: float = 0.5
 
 
-def test_xla_backend_matches_reference():
-    model, params, z = _model_and_latents(3)
-    i, j = jnp.array([0, 2, 1]), jnp.array([1, 0, 1])
-    packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="xla", chunk=2)
-    _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
+class LerpDecodeSuite:
+    """The parameterized check; subclasses choose the implementations, launches, models and platform."""
+
+    cases: list[Case] = []
+
+    def test_matches_reference(self, case: Case):
+        model, params, z = model_and_latents(case.n, case.features, case.activation)
+        i, j = (jnp.array([0, 2, 1]), jnp.array([1, 0, 1])) if case.n == 3 else every_pair(case.n)
+        packed = lerp_decode(model, params, z, i, j, steps=case.steps, threshold=case.threshold,
+                             step_range=case.step_range, implementation=case.implementation, launch=case.launch)
+        first, stop = case.step_range or (0, case.steps)
+        assert packed.shape == (len(i), stop - first, 32, 32) and packed.dtype == jnp.uint32
+        logits = reference_logits(model, params, z, i, j, case.steps)[:, first:stop]
+        if case.implementation == "reference":  # the definition: exactly the thresholded decode
+            np.testing.assert_array_equal(unpack_voxels(packed), logits > threshold_logit(case.threshold))
+        else:
+            check_against_reference(packed, logits, threshold_logit(case.threshold))
 
 
-class TestPallasInterpret:
-    """The Triton kernel run by the Pallas interpreter (CPU)."""
+def pytest_generate_tests(metafunc):
+    if metafunc.cls is not None and "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", metafunc.cls.cases, ids=_case_id)
 
-    @pytest.mark.parametrize("split,pipelined,up1_rows", [(1, False, 8), (2, True, 4), (1, True, 2)])
-    def test_matches_reference(self, split, pipelined, up1_rows):
-        if ON_GPU:
-            pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
-        model, params, z = _model_and_latents(3)
-        i, j = jnp.array([0, 2]), jnp.array([1, 1])
-        # 6 items over 4 programs: programs loop unevenly; rows=4 splits up2 into two slabs
-        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=3, backend="pallas", interpret=True,
-                                           programs=4, rows=4, up1_rows=up1_rows, split=split,
-                                           pipelined=pipelined)
-        _check_against_reference(packed, _reference_logits(model, params, z, i, j, 3))
 
-    def test_step_range_decodes_those_steps(self):
-        if ON_GPU:
-            pytest.skip("interpret mode is for CPU; the compiled kernel is tested on the GPU")
-        model, params, z = _model_and_latents(3)
-        i, j = jnp.array([0, 2]), jnp.array([1, 0])
-        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=5, step_range=(1, 3), backend="pallas",
-                                           interpret=True, programs=3, rows=4)
-        assert packed.shape == (2, 2, 32, 32)
-        _check_against_reference(packed, _reference_logits(model, params, z, i, j, 5)[:, 1:3])
+def _case_id(case: Case) -> str:
+    launch = "" if case.launch is None else "-" + "-".join(
+        f"{f.name}{getattr(case.launch, f.name)}" for f in dataclasses.fields(case.launch)
+        if getattr(case.launch, f.name) != f.default)
+    span = "" if case.step_range is None else f"-steps{case.step_range[0]}to{case.step_range[1]}"
+    return (f"{case.implementation}{launch}-{'x'.join(map(str, case.features))}-{case.activation}-n{case.n}"
+            f"-T{case.steps}{span}-t{case.threshold}")
+
+
+class TestHostImplementations(LerpDecodeSuite):
+    """The reference and the fused XLA jit (and the default choice) wherever the suite runs."""
+
+    cases = [Case(impl, launch, features, activation, steps=steps, step_range=span, threshold=threshold)
+             for impl, launch in (("reference", None), ("xla", XlaLaunch(chunk=2)))
+             for features, activation, steps, span, threshold in (
+                 (STUDY, "relu", 3, None, 0.5), (CHAIRS, "relu", 3, None, 0.5),
+                 (STUDY, "gelu", 3, None, 0.5), (STUDY, "relu", 5, (1, 3), 0.3))]
+    cases += [Case(None), Case("auto", features=CHAIRS, threshold=0.7)]
+
+
+@pytest.mark.interpret
+class TestTritonInterpret(LerpDecodeSuite):
+    """The Triton kernel run by the Pallas interpreter: 6 or 9 items over 3 or 4 programs, so the
+    persistent loop runs unevenly; rows < 8 splits up2 (and up1_rows < 8 up1) into slabs."""
+
+    cases = [
+        Case("triton", TritonLaunch(programs=4, rows=4, up1_rows=8)),
+        Case("triton", TritonLaunch(programs=4, rows=2, up1_rows=2)),
+        Case("triton", TritonLaunch(programs=4, rows=4, up1_rows=4), features=CHAIRS),
+        Case("triton", TritonLaunch(programs=3, rows=4), activation="gelu", steps=5, step_range=(1, 3),
+             threshold=0.3),
+    ]
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
-class TestPallasGPU:
-    @pytest.mark.parametrize("launch", [{}, dict(rows=2, up1_rows=2), dict(programs=1056, rows=1, up1_rows=1)])
-    def test_matches_reference(self, launch):
-        model, params, z = _model_and_latents(7)
-        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(7), jnp.arange(7), indexing="ij"))
-        # 539 items over 528 or 1056 programs: the persistent loop runs unevenly, or leaves programs idle
-        packed = fused_decoder.lerp_decode(model, params, z, i, j, steps=11, backend="pallas", **launch)
-        _check_against_reference(packed, _reference_logits(model, params, z, i, j, 11))
+class TestGPU(LerpDecodeSuite):
+    """Every implementation compiled on the GPU: N = 7, every ordered pair (539 items over 528 or 1056
+    programs, so the persistent loop runs unevenly or leaves programs idle), both widths, every
+    activation the kernel implements, a threshold and a step range."""
 
-    def test_all_pairs_equals_per_pair_kernel_on_most_bits(self):
-        model, params, z = _model_and_latents(9)
-        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(9), jnp.arange(9), indexing="ij"))
-        want = fused_decoder.lerp_decode(model, params, z, i, j, backend="pallas")
-        got = fused_decoder.lerp_decode_all_pairs(model, params, z, backend="pallas").reshape(want.shape)
-        # the same latents up to the kernel's rounding of u h_i + t h_j (fma contraction may differ when swapped)
-        assert float(jax.lax.population_count(got ^ want).sum()) / (want.size * 32) < 1e-3
-
-    @pytest.mark.parametrize("split,num_warps", [(1, 4), (2, 2)])
-    def test_equals_xla_backend_on_most_bits(self, split, num_warps):
-        model, params, z = _model_and_latents(6)
-        i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(6), jnp.arange(6), indexing="ij"))
-        a = fused_decoder.lerp_decode(model, params, z, i, j, backend="pallas", programs=264, rows=2,
-                                      split=split, num_warps=num_warps)
-        b = fused_decoder.lerp_decode(model, params, z, i, j, backend="xla")
-        assert float(jax.lax.population_count(a ^ b).sum()) / (a.size * 32) < 5e-3
+    cases = [Case("triton", launch, n=7, steps=11) for launch in (
+        None, TritonLaunch(rows=2, up1_rows=2), TritonLaunch(programs=1056, rows=1, up1_rows=1))]
+    cases += [Case("triton", launch, CHAIRS, n=7, steps=11) for launch in (None, TritonLaunch(up1_rows=4))]
+    cases += [Case("triton", None, STUDY, activation, n=7, steps=11) for activation in triton.ACTIVATIONS[1:]]
+    cases += [Case(impl, None, features, n=7, steps=11, step_range=(2, 9), threshold=0.3)
+              for impl in ("triton", "xla", "auto") for features in (STUDY, CHAIRS)]
 
 
-@pytest.mark.parametrize("n,steps", [(1, 3), (4, 5)])
-def test_all_pairs_equals_every_ordered_pair_decoded(n, steps):
+@pytest.mark.gpu
+@pytest.mark.parametrize("features", [STUDY, CHAIRS])
+def test_gpu_all_pairs_equals_per_pair_kernel_on_most_bits(features):
+    model, params, z = model_and_latents(9, features)
+    i, j = every_pair(9)
+    want = lerp_decode(model, params, z, i, j, implementation="triton")
+    got = lerp_decode_all_pairs(model, params, z, implementation="triton").reshape(want.shape)
+    # the same latents up to the kernel's rounding of u h_i + t h_j (fma contraction may differ when swapped)
+    assert float(jax.lax.population_count(got ^ want).sum()) / (want.size * 32) < 1e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("features", [STUDY, CHAIRS])
+@pytest.mark.parametrize("num_warps", [4, 2])
+def test_gpu_triton_equals_xla_on_most_bits(features, num_warps):
+    model, params, z = model_and_latents(6, features)
+    i, j = every_pair(6)
+    a = lerp_decode(model, params, z, i, j, implementation="triton",
+                    launch=TritonLaunch(programs=264, rows=2, num_warps=num_warps))
+    b = lerp_decode(model, params, z, i, j, implementation="xla")
+    assert float(jax.lax.population_count(a ^ b).sum()) / (a.size * 32) < 5e-3
+
+
+@pytest.mark.parametrize("implementation, n, steps", [("reference", 1, 3), ("reference", 4, 5), ("xla", 3, 4)])
+def test_all_pairs_equals_every_ordered_pair_decoded(implementation, n, steps):
     """Decoding each distinct shape once gives the per-pair result at every (i, j, s)."""
-    model, params, z = _model_and_latents(n)
-    i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
-    want = fused_decoder.lerp_decode(model, params, z, i, j, steps=steps, backend="reference")
-    got = fused_decoder.lerp_decode_all_pairs(model, params, z, steps=steps, backend="reference")
+    model, params, z = model_and_latents(n)
+    i, j = every_pair(n)
+    want = lerp_decode(model, params, z, i, j, steps=steps, implementation=implementation)
+    got = lerp_decode_all_pairs(model, params, z, steps=steps, implementation=implementation)
     assert got.shape == (n, n, steps, 32, 32)
     diff = np.asarray(unpack_voxels(got.reshape(want.shape))) != np.asarray(unpack_voxels(want))
     off_diagonal = np.asarray(i != j)
@@ -144,32 +196,78 @@ def test_all_pairs_equals_every_ordered_pair_decoded(n, steps):
 
 
 def test_all_pairs_needs_an_interior_step():
-    model, params, z = _model_and_latents(2)
+    model, params, z = model_and_latents(2)
     with pytest.raises(ValueError, match="at least 3"):
-        fused_decoder.lerp_decode_all_pairs(model, params, z, steps=2, backend="reference")
+        lerp_decode_all_pairs(model, params, z, steps=2, implementation="reference")
 
 
-def test_pallas_lowers_for_cuda_on_an_abstract_h100():
+LOWERINGS = [(features, "relu", rows, up1_rows) for features in (STUDY, CHAIRS) for rows, up1_rows in ((2, 8), (1, 1))]
+LOWERINGS += [(STUDY, activation, 2, 8) for activation in triton.ACTIVATIONS[1:]]
+
+
+@pytest.mark.parametrize("features, activation, rows, up1_rows", LOWERINGS)
+def test_triton_lowers_for_cuda_on_an_abstract_h100(lower_for_h100, features, activation, rows, up1_rows):
     """Interpret mode ignores Triton's constraints (power-of-2 shapes, dot sizes): lower for CUDA too."""
-    model, params, z = _model_and_latents(3)
+    model, params, z = model_and_latents(3, features, activation)
     i, j = jnp.array([0, 1]), jnp.array([2, 0])
-    h100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
-    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h100)):
-        for rows, up1_rows in ((2, 8), (1, 1)):
-            lowered = jax.jit(lambda p, z, i, j: fused_decoder.lerp_decode_pallas(
-                p, z, i, j, steps=3, programs=2, rows=rows, up1_rows=up1_rows)).trace(params, z, i, j).lower(
-                    lowering_platforms=("cuda",))
-            text = lowered.as_text()
-            assert "lerp_decode" in text and "triton" in text.lower()
+    launch = TritonLaunch(programs=2, rows=rows, up1_rows=up1_rows)
+    text = lower_for_h100(lambda p, z, i, j: triton.lerp_decode(model, p, z, i, j, steps=3, span=(0, 3), logit=0.0,
+                                                                 launch=launch), params, z, i, j)
+    assert "lerp_decode" in text and "triton" in text.lower()
+
+
+def test_default_rule():
+    study, params, _ = model_and_latents(2)
+    tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
+    tiny_params = tiny.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+    assert default_implementation(study, params, "gpu") == "triton"
+    assert default_implementation(tiny, tiny_params, "gpu") == "xla"  # widths the kernel does not cover
+    assert default_implementation(study, params, "cpu") == "xla"
+    assert set(IMPLEMENTATIONS) == {"triton", "xla", "reference"}
+
+
+@pytest.mark.parametrize("old_name", ["cuda", "pallas", "jnp"])
+def test_unknown_implementations_are_refused(old_name):
+    model, params, z = model_and_latents(2)
+    with pytest.raises(ValueError, match=f"unknown implementation '{old_name}'"):
+        lerp_decode(model, params, z, jnp.array([0]), jnp.array([1]), implementation=old_name)
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 1.5, -0.1, "0.5", True, None])
+def test_bad_thresholds_are_refused(threshold):
+    model, params, z = model_and_latents(2)
+    with pytest.raises(ValueError, match="threshold must be a number strictly between 0 and 1"):
+        lerp_decode(model, params, z, jnp.array([0]), jnp.array([1]), threshold=threshold, implementation="xla")
 
 
 def test_bad_arguments_are_refused():
-    model, params, z = _model_and_latents(2)
+    model, params, z = model_and_latents(2)
     i = j = jnp.array([0])
-    with pytest.raises(ValueError, match="backend must be one of"):
-        fused_decoder.lerp_decode(model, params, z, i, j, backend="cuda")
     with pytest.raises(ValueError, match="step_range"):
-        fused_decoder.lerp_decode(model, params, z, i, j, steps=3, step_range=(2, 4), backend="reference")
-    gelu = models.Autoencoder(models.model_config(activation="gelu"))
-    with pytest.raises(ValueError, match="relu only"):
-        fused_decoder.lerp_decode(gelu, params, z, i, j, backend="pallas")
+        lerp_decode(model, params, z, i, j, steps=3, step_range=(2, 4), implementation="reference")
+    with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
+        lerp_decode(model, params, z, i, jnp.array([2]), implementation="reference")
+    with pytest.raises(ValueError, match="launch= for implementation 'xla' takes XlaLaunch, got TritonLaunch"):
+        lerp_decode(model, params, z, i, j, implementation="xla", launch=TritonLaunch())
+    with pytest.raises(ValueError, match="launch= for implementation 'reference' takes no launch"):
+        lerp_decode(model, params, z, i, j, implementation="reference", launch=XlaLaunch())
+    tanh = models.Autoencoder(models.model_config(activation="tanh"))
+    with pytest.raises(ValueError, match="implements activations relu, .*; the model uses 'tanh'"):
+        lerp_decode(tanh, params, z, i, j, implementation="triton")
+    tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
+    with pytest.raises(ValueError, match=r"powers of two >= 16 .*got \(4, 4\)"):
+        lerp_decode(tiny, tiny.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32))), z, i, j, implementation="triton")
+
+
+@pytest.mark.parametrize("knobs, match", [
+    (dict(programs=0), "TritonLaunch.programs must be a positive integer, got 0"),
+    (dict(rows=3), "TritonLaunch.rows must be a power of two, got 3"),
+    (dict(up1_rows=16), "rows and up1_rows must divide 8, got 4 and 16"),
+    (dict(num_warps=6), "TritonLaunch.num_warps must be a power of two, got 6"),
+    (dict(num_stages=1.0), "TritonLaunch.num_stages must be a positive integer"),
+])
+def test_bad_launches_are_refused(knobs, match):
+    with pytest.raises(ValueError, match=match):
+        TritonLaunch(**knobs)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TritonLaunch().rows = 2

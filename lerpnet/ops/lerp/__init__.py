@@ -1,4 +1,5 @@
 """All-pairs latent interpolation: `interpolate`, `interpolate_pairs` and their implementations."""
 
-from lerpnet.ops.lerp.api import *  # noqa: F401,F403
-from lerpnet.ops.lerp.api import interpolate, interpolate_pairs  # noqa: F401
+from lerpnet.ops.lerp.api import IMPLEMENTATIONS, default_implementation, interpolate, interpolate_pairs
+
+__all__ = ["IMPLEMENTATIONS", "default_implementation", "interpolate", "interpolate_pairs"]

@@ -1,6 +1,6 @@
 """All-pairs interpolation as a Mosaic GPU kernel that reads its latents from global memory.
 
-The same blocks and outputs as `lerp_smem`, but nothing is staged: every output row block is
+The same outputs as `mosaic_smem`, but nothing is staged: every output row block is
 computed from latents loaded straight from global memory and stored straight back, once per (i, s).
 The study's "global memory" version (Table 2), kept for the comparison.
 
@@ -11,6 +11,7 @@ rows, negligible beside the N^2 * steps output) and the kernel loads row i as on
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -18,18 +19,28 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from lerpnet.ops.common import clamped_start, mosaic_interpret, pad_rows, step_weights
+from lerpnet.ops.common import Launch, clamped_start, mosaic_interpret, pad_rows, step_weights
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "block_i", "block_j", "interpret"))
-def all_pairs(z: jax.Array, *, steps: int, block_i: int = 8, block_j: int = 16,
+@dataclasses.dataclass(frozen=True)
+class MosaicGlobalLaunch(Launch):
+    """Launch knobs: all-pairs blocks of `block_i` x `block_j` rows; chosen pairs in blocks of
+    `pairs_block` rows. (A `block_j` below 2 makes a 64-element register array, which Mosaic GPU's
+    layout inference refuses at lowering.)"""
+
+    block_i: int = 8
+    block_j: int = 16
+    pairs_block: int = 16
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
+def all_pairs(z: jax.Array, *, steps: int, launch: MosaicGlobalLaunch = MosaicGlobalLaunch(),
               interpret: bool = False) -> jax.Array:
     """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
+    size = z.shape[0]
+    block_i, block_j = launch.block_i, launch.block_j
+    z = pad_rows(z, max(block_i, block_j))  # fewer rows than a block: padded, the output sliced back
     n, d = z.shape
-    rows = max(block_i, block_j)
-    if n < rows:
-        return all_pairs(pad_rows(z, rows), steps=steps, block_i=block_i, block_j=block_j,
-                         interpret=interpret)[:n, :n]
 
     @functools.partial(
         plgpu.kernel,
@@ -52,15 +63,16 @@ def all_pairs(z: jax.Array, *, steps: int, block_i: int = 8, block_j: int = 16,
 
         jax.lax.fori_loop(0, block_i * steps, write_row, None)
 
-    return kernel(z, jnp.broadcast_to(z[:, None, :], (n, block_j, d)))
+    return kernel(z, jnp.broadcast_to(z[:, None, :], (n, block_j, d)))[:size, :size]
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "block", "interpret"))
-def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, interpret: bool = False) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicGlobalLaunch = MosaicGlobalLaunch(),
+          interpret: bool = False) -> jax.Array:
     """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
+    size, block = a.shape[0], launch.pairs_block
+    a, b = pad_rows(a, block), pad_rows(b, block)  # fewer rows than a block: padded, the output sliced back
     p, d = a.shape
-    if p < block:
-        return pairs(pad_rows(a, block), pad_rows(b, block), steps=steps, block=block, interpret=interpret)[:p]
 
     @functools.partial(
         plgpu.kernel,
@@ -81,4 +93,4 @@ def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, interpret:
 
         jax.lax.fori_loop(0, steps, write_step, None)
 
-    return kernel(a, b)
+    return kernel(a, b)[:size]

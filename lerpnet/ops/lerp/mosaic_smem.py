@@ -13,6 +13,7 @@ planes (one TMA copy each) and row i is read as a strided `(block_j, 64)` view.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -20,25 +21,36 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from lerpnet.ops.common import clamped_start, mosaic_interpret, pad_rows, step_weights
+from lerpnet.ops.common import Launch, clamped_start, mosaic_interpret, pad_rows, step_weights
 
 # Staging tiles hold at most this many steps; longer paths are written in chunks of it.
 MAX_STEP_CHUNK = 11
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "block_i", "block_j", "buffers", "interpret"))
-def all_pairs(z: jax.Array, *, steps: int, block_i: int = 4, block_j: int = 32, buffers: int = 2,
-              interpret: bool = False) -> jax.Array:
-    """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype.
+@dataclasses.dataclass(frozen=True)
+class MosaicSmemLaunch(Launch):
+    """Launch knobs: all-pairs blocks of `block_i` x `block_j` rows with `buffers` staging tiles in
+    a ring; chosen pairs in blocks of `pairs_block` rows.
 
     Default blocks 4 x 32: the fastest measured on an H100 at N = 2048 in float32 and bfloat16
-    (results/interpolation/kernels.md); they fill 220 KB of shared memory in float32.
+    (results/interpolation/kernels.md); they fill 220 KB of shared memory in float32 (lowering
+    refuses a launch that needs more than the GPU has).
     """
+
+    block_i: int = 4
+    block_j: int = 32
+    buffers: int = 2
+    pairs_block: int = 16
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
+def all_pairs(z: jax.Array, *, steps: int, launch: MosaicSmemLaunch = MosaicSmemLaunch(),
+              interpret: bool = False) -> jax.Array:
+    """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
+    size = z.shape[0]
+    block_i, block_j, buffers = launch.block_i, launch.block_j, launch.buffers
+    z = pad_rows(z, max(block_i, block_j))  # fewer rows than a block: padded, the output sliced back
     n, d = z.shape
-    rows = max(block_i, block_j)
-    if n < rows:
-        return all_pairs(pad_rows(z, rows), steps=steps, block_i=block_i, block_j=block_j, buffers=buffers,
-                         interpret=interpret)[:n, :n]
     chunk = min(steps, MAX_STEP_CHUNK)
     chunks = pl.cdiv(steps, chunk)
 
@@ -79,15 +91,16 @@ def all_pairs(z: jax.Array, *, steps: int, block_i: int = 4, block_j: int = 32, 
         jax.lax.fori_loop(0, block_i * chunks, write_tile, None)
         plgpu.wait_smem_to_gmem(0)
 
-    return kernel(z)
+    return kernel(z)[:size, :size]
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "block", "interpret"))
-def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, interpret: bool = False) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicSmemLaunch = MosaicSmemLaunch(),
+          interpret: bool = False) -> jax.Array:
     """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
+    size, block = a.shape[0], launch.pairs_block
+    a, b = pad_rows(a, block), pad_rows(b, block)  # fewer rows than a block: padded, the output sliced back
     p, d = a.shape
-    if p < block:
-        return pairs(pad_rows(a, block), pad_rows(b, block), steps=steps, block=block, interpret=interpret)[:p]
     chunk = min(steps, MAX_STEP_CHUNK)
     chunks = pl.cdiv(steps, chunk)
 
@@ -124,4 +137,4 @@ def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, interpret:
         jax.lax.fori_loop(0, chunks, write_tile, None)
         plgpu.wait_smem_to_gmem(0)
 
-    return kernel(a, b)
+    return kernel(a, b)[:size]

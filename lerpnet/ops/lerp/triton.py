@@ -12,30 +12,43 @@ explicitly because the default backend of `pallas_call` changed between jax rele
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from lerpnet.ops.common import pad_rows, step_weights
+from lerpnet.ops.common import Launch, pad_rows, step_weights
 
 
-def _params(interpret: bool, num_warps: int) -> pltriton.CompilerParams | None:
-    return None if interpret else pltriton.CompilerParams(num_warps=num_warps, num_stages=1)
+@dataclasses.dataclass(frozen=True)
+class TritonLaunch(Launch):
+    """Launch knobs: all-pairs blocks of `block_i` x `block_j` rows, chosen pairs in blocks of
+    `pairs_block` rows, `num_warps` warps a program. All powers of two (Triton's arrays must be)."""
+
+    powers_of_two: ClassVar[tuple[str, ...]] = ("block_i", "block_j", "pairs_block", "num_warps")
+    block_i: int = 8
+    block_j: int = 8
+    pairs_block: int = 16
+    num_warps: int = 4
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "block_i", "block_j", "num_warps", "interpret"))
-def all_pairs(z: jax.Array, *, steps: int, block_i: int = 8, block_j: int = 8, num_warps: int = 4,
-              interpret: bool = False) -> jax.Array:
+def _params(interpret: bool, launch: TritonLaunch) -> pltriton.CompilerParams | None:
+    return None if interpret else pltriton.CompilerParams(num_warps=launch.num_warps, num_stages=1)
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
+def all_pairs(z: jax.Array, *, steps: int, launch: TritonLaunch = TritonLaunch(), interpret: bool = False) -> jax.Array:
     """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
+    size = z.shape[0]
+    block_i, block_j = launch.block_i, launch.block_j
+    whole = math.lcm(block_i, block_j)
+    z = pad_rows(z, pl.cdiv(size, whole) * whole)  # whole blocks: padded, the output sliced back
     n, d = z.shape
-    rows = pl.cdiv(n, math.lcm(block_i, block_j)) * math.lcm(block_i, block_j)
-    if n < rows:
-        return all_pairs(pad_rows(z, rows), steps=steps, block_i=block_i, block_j=block_j,
-                         num_warps=num_warps, interpret=interpret)[:n, :n]
 
     def kernel(zi_ref, zj_ref, out_ref):
         x = zi_ref[...].astype(jnp.float32)[:, None, :]
@@ -50,20 +63,19 @@ def all_pairs(z: jax.Array, *, steps: int, block_i: int = 8, block_j: int = 8, n
         grid=(pl.cdiv(n, block_i), pl.cdiv(n, block_j)),
         in_specs=[pl.BlockSpec((block_i, d), lambda i, j: (i, 0)), pl.BlockSpec((block_j, d), lambda i, j: (j, 0))],
         out_specs=pl.BlockSpec((block_i, block_j, steps, d), lambda i, j: (i, j, 0, 0)),
-        compiler_params=_params(interpret, num_warps),
+        compiler_params=_params(interpret, launch),
         interpret=interpret,
         name="lerp_all_pairs_triton",
-    )(z, z)
+    )(z, z)[:size, :size]
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "block", "num_warps", "interpret"))
-def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, num_warps: int = 4,
+@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: TritonLaunch = TritonLaunch(),
           interpret: bool = False) -> jax.Array:
     """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
+    size, block = a.shape[0], launch.pairs_block
+    a, b = pad_rows(a, block), pad_rows(b, block)  # fewer rows than a block: padded, the output sliced back
     p, d = a.shape
-    if p < block:
-        return pairs(pad_rows(a, block), pad_rows(b, block), steps=steps, block=block, num_warps=num_warps,
-                     interpret=interpret)[:p]
 
     def kernel(a_ref, b_ref, out_ref):
         x, y = a_ref[...].astype(jnp.float32), b_ref[...].astype(jnp.float32)
@@ -77,7 +89,7 @@ def pairs(a: jax.Array, b: jax.Array, *, steps: int, block: int = 16, num_warps:
         grid=(pl.cdiv(p, block),),
         in_specs=[pl.BlockSpec((block, d), lambda i: (i, 0))] * 2,
         out_specs=pl.BlockSpec((block, steps, d), lambda i: (i, 0, 0)),
-        compiler_params=_params(interpret, num_warps),
+        compiler_params=_params(interpret, launch),
         interpret=interpret,
         name="lerp_pairs_triton",
-    )(a, b)
+    )(a, b)[:size]

@@ -1,0 +1,25 @@
+"""The unfused definition of lerp_decode: interpolated latents -> Autoencoder.decode -> threshold -> pack.
+
+Slow and plain: it materialises every interpolated latent and runs the model's own decoder, so it
+is what the fused implementations are checked against.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lerpnet import models
+from lerpnet.bitpack import pack_voxels
+from lerpnet.ops.lerp.api import interpolate_pairs
+
+LAUNCH = None  # no launch knobs
+
+
+def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
+                launch: None = None) -> jax.Array:
+    """Packed (P, stop - first, 32, 32): decode((1 - t_s) z[i] + t_s z[j]) > logit for s in span."""
+    first, stop = span
+    lat = interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, implementation="xla")[:, first:stop]
+    logits = model.apply(params, lat.reshape(-1, *z.shape[1:]), method=models.Autoencoder.decode)
+    return pack_voxels(logits > logit).reshape(len(i), stop - first, 32, 32)

@@ -1,0 +1,59 @@
+"""lerp_decode's fused math in one jit: lerp after the affine first layer, bf16 sub-pixel transposed
+convolutions (lerpnet.models), threshold and pack, `chunk` pairs at a time under `lax.map`.
+
+The fast non-Pallas formulation, and the Triton kernel's reference on the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from lerpnet import models
+from lerpnet.bitpack import pack_voxels
+from lerpnet.ops.common import Launch, step_weights
+from lerpnet.ops.lerp_decode.common import decoder_params, fc_rows
+
+
+@dataclasses.dataclass(frozen=True)
+class XlaLaunch(Launch):
+    """`chunk` pairs decoded per step of the `lax.map` (bounds the activations held at once)."""
+
+    chunk: int = 256
+
+
+LAUNCH = XlaLaunch
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "span", "activation", "launch"))
+def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], activation: str,
+                 launch: XlaLaunch) -> jax.Array:
+    dec = decoder_params(params)
+    act = models.ACTIVATIONS[activation]
+    h = fc_rows(params, z)
+    first, stop = span
+    u, t = (w[None, :, None, None, None, None] for w in step_weights(jnp.arange(first, stop), steps))
+    p = i.shape[0]
+    chunk = min(launch.chunk, p)  # fewer pairs than a chunk: no padding decodes
+    pad = -p % chunk
+    ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
+    w1, w2 = (dec[name]["kernel"].astype(jnp.bfloat16) for name in ("up1", "up2"))
+
+    def one_chunk(ij_c):
+        x = act(u * h[ij_c[:, 0]][:, None] + t * h[ij_c[:, 1]][:, None])
+        x = x.reshape(-1, *h.shape[1:]).astype(jnp.bfloat16)
+        x = act(models.subpixel_conv_transpose(x, w1, 2) + dec["up1"]["bias"].astype(jnp.bfloat16))
+        logits = models.subpixel_conv_transpose(x, w2, 2)[..., 0].astype(jnp.float32) + dec["up2"]["bias"][0]
+        return pack_voxels(logits > logit).reshape(chunk, stop - first, 32, 32)
+
+    return jax.lax.map(one_chunk, ij).reshape(-1, stop - first, 32, 32)[:p]
+
+
+def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
+                launch: XlaLaunch | None = None) -> jax.Array:
+    """Packed (P, stop - first, 32, 32), the model's activation, bf16 convolutions."""
+    return _lerp_decode(params, z, i, j, logit, steps=steps, span=span, activation=model.config.activation,
+                        launch=launch or XlaLaunch())
