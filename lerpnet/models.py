@@ -184,6 +184,16 @@ def _declare_params(module: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Arr
     return x.astype(module.dtype), kernel.astype(module.dtype), bias.astype(module.dtype)
 
 
+def _run_layer(module: nn.Module, x: jax.Array, plain: nn.Module, fast: dict[str, Callable]) -> jax.Array:
+    """Declare a strided layer's parameters and run it: as the plain Flax layer, or in the formulation
+    its implementation picks (fast[name](x, kernel))."""
+    x, kernel, bias = _declare_params(module, x)
+    impl = _layer_implementation(module.implementation, x.shape[-1], module.features)
+    if impl == "flax":
+        return plain.apply({"params": {"kernel": kernel, "bias": bias}}, x)
+    return fast[impl](x, kernel) + bias
+
+
 class StridedConv(nn.Module):
     """A 3D convolution holding `flax.linen.Conv`'s parameters, run in the chosen formulation."""
 
@@ -196,14 +206,10 @@ class StridedConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        k = self.kernel_size
-        x, kernel, bias = _declare_params(self, x)
-        impl = _layer_implementation(self.implementation, x.shape[-1], self.features)
-        if impl == "flax":
-            layer = nn.Conv(self.features, (k, k, k), (self.stride,) * 3, self.padding, dtype=self.dtype)
-            return layer.apply({"params": {"kernel": kernel, "bias": bias}}, x)
-        conv = matmul_conv if impl == "matmul" else subpixel_conv
-        return conv(x, kernel, self.stride, self.padding) + bias
+        k, s, pad = self.kernel_size, self.stride, self.padding
+        plain = nn.Conv(self.features, (k, k, k), (s,) * 3, pad, dtype=self.dtype)
+        return _run_layer(self, x, plain, {"matmul": lambda x, w: matmul_conv(x, w, s, pad),
+                                           "subpixel": lambda x, w: subpixel_conv(x, w, s, pad)})
 
 
 class StridedConvTranspose(nn.Module):
@@ -217,14 +223,10 @@ class StridedConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        k = self.kernel_size
-        x, kernel, bias = _declare_params(self, x)
-        impl = _layer_implementation(self.implementation, x.shape[-1], self.features)
-        if impl == "flax":
-            layer = nn.ConvTranspose(self.features, (k, k, k), (self.stride,) * 3, "SAME", dtype=self.dtype)
-            return layer.apply({"params": {"kernel": kernel, "bias": bias}}, x)
-        conv_transpose = matmul_conv_transpose if impl == "matmul" else subpixel_conv_transpose
-        return conv_transpose(x, kernel, self.stride) + bias
+        k, s = self.kernel_size, self.stride
+        plain = nn.ConvTranspose(self.features, (k, k, k), (s,) * 3, "SAME", dtype=self.dtype)
+        return _run_layer(self, x, plain, {"matmul": lambda x, w: matmul_conv_transpose(x, w, s),
+                                           "subpixel": lambda x, w: subpixel_conv_transpose(x, w, s)})
 
 
 def _norm(kind: str, name: str, dtype) -> Callable[[jax.Array], jax.Array]:
