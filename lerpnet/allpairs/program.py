@@ -79,6 +79,10 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     # 2. Their latents.
     encode = jax.jit(functools.partial(model.apply, method=Autoencoder.encode))
     z = encode_shapes(encode, run.params, shapes.voxels, config.encode_batch).astype(dtype)
+    broken = [shapes.ids[k] for k in np.flatnonzero(~np.isfinite(np.asarray(z)).reshape(len(z), -1).all(axis=1))]
+    if broken:
+        raise ValueError(f"{run.checkpoint} encodes {len(broken)} shape(s) to NaN or inf latents (e.g. {broken[:3]}): "
+                         "its parameters are not usable")
 
     # 3. Every pair's path, decoded and scored (the first write is plan.json, once the plan fits).
     settings = dict(reference=reference.train_voxels, pairs=config.pairs, steps=config.steps, threshold=threshold,

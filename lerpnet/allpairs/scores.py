@@ -207,7 +207,10 @@ def medians(scores: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float]
 
 def by_split(scores: dict[str, np.ndarray], splits: tuple[str, ...], mask: np.ndarray) -> dict[str, dict]:
     """Medians per combination of the two inputs' splits ("val-val", "train-val", ...)."""
-    splits = np.array(splits)
-    group = np.array(["-".join(sorted(p)) for p in zip(splits[scores["i"]], splits[scores["j"]])])
-    return {g: {"paths": int((mask & (group == g)).sum()), **medians(scores, mask & (group == g))}
-            for g in sorted(set(group[mask]))}
+    names = sorted(set(splits))
+    code = np.array([names.index(s) for s in splits])
+    a, b = code[scores["i"]], code[scores["j"]]
+    group = np.minimum(a, b) * len(names) + np.maximum(a, b)  # names sorted: the lower code comes first
+    return {f"{names[g // len(names)]}-{names[g % len(names)]}": {
+        "paths": int((mask & (group == g)).sum()), **medians(scores, mask & (group == g))}
+        for g in np.unique(group[mask])}

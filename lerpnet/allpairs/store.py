@@ -79,13 +79,13 @@ class BlockStore:
                              f"{self.folder} to start over") from None
         return stored
 
-    def start(self, block_pairs: int, **info: Any) -> None:
-        """Record the plan (fingerprint, key, block size and `info`) before the first block is written."""
+    def start(self, block_pairs: int) -> None:
+        """Record the plan (fingerprint, key and block size) before the first block is written."""
         self.folder.mkdir(parents=True, exist_ok=True)
         files.remove_stale_temporaries(self.folder)
         self.block_pairs = block_pairs
         files.write_json(self.plan_path, {"fingerprint": self.fingerprint, "key": self.key,
-                                          "block_pairs": block_pairs, **info})
+                                          "block_pairs": block_pairs})
 
     def path(self, b: int) -> pathlib.Path:
         return self.folder / f"block_{b:06d}.npz"

@@ -21,7 +21,10 @@ from lerpnet.allpairs.plan import Plan, num_blocks
 
 
 class Store(Protocol):
-    """Where finished blocks are kept (lerpnet.allpairs.store.BlockStore)."""
+    """Where finished blocks are kept (lerpnet.allpairs.store.BlockStore): `start` once the plan is known,
+    then `load` (None: compute it) and `save` per block."""
+
+    def start(self, block_pairs: int) -> None: ...
 
     def load(self, b: int, rows: np.ndarray) -> dict[str, np.ndarray] | None: ...
 

@@ -182,14 +182,15 @@ def copy_of(run: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
     return copy
 
 
-def retrain_in_place(run: pathlib.Path) -> None:
-    """Replace the run's checkpoint by one of other parameters, at the same path and step."""
+def retrain_in_place(run: pathlib.Path, change=lambda a: a * 1.5) -> None:
+    """Replace the run's checkpoint by one of other parameters (`change` of each array), at the same path
+    and step."""
     folder = run / "checkpoints"
     manager = ocp.CheckpointManager(folder, item_handlers=ocp.PyTreeCheckpointHandler())
     step = manager.latest_step()
     state = manager.restore(step)
     manager.close()
-    state["params"] = jax.tree.map(lambda a: np.asarray(a) * 1.5, state["params"])
+    state["params"] = jax.tree.map(lambda a: change(np.asarray(a)), state["params"])
     shutil.rmtree(folder / str(step))
     with ocp.CheckpointManager(folder) as manager:
         manager.save(step, args=ocp.args.StandardSave(state))
@@ -210,6 +211,14 @@ def test_a_run_retrained_in_place_is_never_mixed_with_the_old_blocks(trained_run
     fresh = interpolate_and_evaluate(smoke_config(run), tmp_path / "fresh")
     for key in ("median_smoothness", "median_novelty_iou", "median_iou_start"):
         assert again[key] == fresh[key], key
+
+
+def test_parameters_that_give_nan_latents_are_refused_before_any_work(trained_run, tmp_path):
+    run = copy_of(trained_run, tmp_path)
+    retrain_in_place(run, lambda a: np.full_like(a, np.nan))
+    with pytest.raises(ValueError, match="encodes 6 shape\\(s\\) to NaN or inf latents"):
+        interpolate_and_evaluate(smoke_config(run), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_interrupt_is_one_line_and_the_rerun_resumes(trained_run, tmp_path):
