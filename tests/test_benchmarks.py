@@ -133,8 +133,9 @@ def test_train_results_refuse_a_run_without_evaluations(tmp_path):
 @pytest.mark.parametrize("args, env, message", [
     (["bogus"], {}, "unknown part 'bogus'"),
     (["tests", "train"], {"LERPNET_DATA": ""}, "LERPNET_DATA is not set"),
-    (["interpolate"], {"LERPNET_DATA": "/no/such/file.tar.gz"}, "does not exist"),
-    (["interpolate"], {"LERPNET_DATA": __file__, "LERPNET_RUN": "/no/such/run"}, "needs a trained run"),
+    (["interpolate"], {"LERPNET_DATA": "/no/such/folder"}, "does not exist"),
+    (["train"], {"LERPNET_DATA": __file__}, "is a file not named 3dshapenets_chair_train_vox30.tar.gz"),
+    (["interpolate"], {"LERPNET_DATA": str(ROOT), "LERPNET_RUN": "/no/such/run"}, "needs a trained run"),
 ])
 def test_reproduce_gpu_checks_its_arguments_before_any_work(tmp_path, args, env, message):
     out = tmp_path / "out"
