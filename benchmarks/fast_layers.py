@@ -7,14 +7,14 @@ the same layer is
     out[2s + p] = sum_{e in {0, 1}} x[s + p + e - 1] * W[p + 2e]        (p = output parity)
 
 so each output parity is a small stride-1 convolution of the undilated input. `CONV_TRANSPOSE`
-names the forms experiments/bench_model.py times layer by layer:
+names the forms benchmarks/bench_model.py times layer by layer:
 
 - "lax": `lax.conv_transpose`, what Flax runs (the plain form);
 - "subpixel": lerpnet.models' form, one stride-1 3x3x3 convolution to 8x the channels (zeros where a
   parity skips a tap, 27/8 of the useful multiply-adds) and a depth-to-space;
 - "parity": eight exact stride-1 2x2x2 convolutions, one per output parity, interleaved.
 
-All take the flax kernel as stored (DHWIO, `transpose_kernel=False`); tests/test_fused_decoder.py
+All take the flax kernel as stored (DHWIO, `transpose_kernel=False`); tests/ops/test_lerp_decode.py
 holds them equal to `flax.linen.ConvTranspose`.
 """
 

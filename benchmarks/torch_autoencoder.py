@@ -3,9 +3,9 @@
 Same architecture as lerpnet.models with its default config: encoder conv k4 s2 1->32, relu,
 conv k4 s2 32->16, relu, conv k4 s4 16->8 (2^3 x 8 latent); decoder Linear 64->8^3x16, relu,
 ConvTranspose k4 s2 16->32, relu, ConvTranspose k4 s2 32->1 (logits). PyTorch's `padding=1` for
-k4 s2 equals Flax's 'SAME' here. NCDHW, cuDNN, the optimiser and loss of experiments/bench_model.py.
-torch is not a lerpnet dependency: only the benchmark imports this module, and only when torch is
-importable.
+k4 s2 equals Flax's 'SAME' here. NCDHW, cuDNN, the optimiser and loss of benchmarks/bench_model.py.
+torch is not a lerpnet dependency (`pip install -e .[bench]` adds it): only the benchmark imports this
+module, and only when torch is importable.
 """
 
 from __future__ import annotations
