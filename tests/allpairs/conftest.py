@@ -1,0 +1,10 @@
+"""The all-pairs program keeps compiled programs in $LERPNET_CACHE: in tests, a folder of the session's."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache_of_the_session(tmp_path_factory):
+    os.environ.setdefault("LERPNET_CACHE", str(tmp_path_factory.mktemp("lerpnet_cache")))
