@@ -143,6 +143,7 @@ def test_files_given_on_the_command_line_are_interpolated(trained_run, tmp_path)
         ("negative devices", {"num_devices": -1}, "num_devices=-1 must be 0 \\(all\\) or 1\\.\\."),
         ("negative N", {"num_shapes": -1}, "num_shapes=-1 must be an integer >= 0"),
         ("unknown field", {"step": 5}, "unknown config field step "),
+        ("unknown nested field", {"plausible.min_smothness": 0.5}, "unknown config field plausible.min_smothness"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_any_work(trained_run, tmp_path, case, overrides, message):
