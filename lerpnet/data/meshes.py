@@ -9,7 +9,8 @@ surfaces with small holes. The rule, so that every mesh gets one documented answ
   thickened by one voxel, and its interior kept (the hole's own voxels stay empty).
 - A surface that encloses nothing (an open box, a cup, a single sheet) stays its one-voxel shell,
   which is what thin walls are at 32^3; a mesh that is not watertight and yields only a shell
-  raises an `OpenSurfaceWarning` naming the file, so it is never hollow silently.
+  gets an `OpenSurfaceWarning` naming the file (datasets: one warning counting them all). Open
+  parts of a mesh that also encloses something are shells too, without a warning.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def read_file(path: str | os.PathLike) -> bytes:
     """All bytes of a regular file, checked before opening (and again on the open descriptor)."""
     check_regular_file(path)
     try:  # O_NONBLOCK: should the path have been swapped for a FIFO since the check, open still returns
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
         raise VoxelFormatError(path, f"cannot read ({os_problem(err)})") from None
     with os.fdopen(fd, "rb") as f:
