@@ -1,13 +1,35 @@
 """lerpnet: latent interpolation between 3D voxel shapes with JAX, Flax and Pallas.
 
-`lerpnet.interpolate` and `lerpnet.interpolate_pairs` are the all-pairs interpolation op
-(`lerpnet.ops.lerp`); `lerpnet.lerp_decode` and `lerpnet.lerp_decode_all_pairs` fold it into the
-decoder, to thresholded, bit-packed shapes (`lerpnet.ops.lerp_decode`); `lerpnet.data` reads,
-writes and generates voxel shapes.
+The notebook API (`lerpnet.trained`):
+- `lerpnet.load(run)`: a trained run as an object with `encode`, `decode`, `reconstruct`, `interpolate`;
+- `lerpnet.load_shapes(paths)`: voxel or mesh files as z-up 32^3 bool grids.
+The ops (`lerpnet.ops`): `interpolate` / `interpolate_pairs` (all-pairs latent interpolation) and
+`lerp_decode` / `lerp_decode_all_pairs` (interpolation folded into the decoder, to bit-packed shapes).
+The all-pairs function: `score_pairs` (`lerpnet.allpairs`), every pair's path decoded and scored.
+Modules: `data` (files, datasets, procedural chairs), `models`, `train`, `workdir` (a training run on
+disk), `export` (meshes, strips, GIFs), `render` (pictures), `bitpack`.
 """
 
-from lerpnet import data
+from lerpnet import bitpack, data, export, models, render, train, workdir
+from lerpnet.allpairs import score_pairs
 from lerpnet.ops.lerp import interpolate, interpolate_pairs
 from lerpnet.ops.lerp_decode import lerp_decode, lerp_decode_all_pairs
+from lerpnet.trained import TrainedAutoencoder, load, load_shapes
 
-__all__ = ["data", "interpolate", "interpolate_pairs", "lerp_decode", "lerp_decode_all_pairs"]
+__all__ = [
+    "TrainedAutoencoder",
+    "bitpack",
+    "data",
+    "export",
+    "interpolate",
+    "interpolate_pairs",
+    "lerp_decode",
+    "lerp_decode_all_pairs",
+    "load",
+    "load_shapes",
+    "models",
+    "render",
+    "score_pairs",
+    "train",
+    "workdir",
+]

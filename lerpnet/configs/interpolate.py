@@ -20,6 +20,8 @@ Variants:
     lerpnet-train --config=configs/default.py:smoke --workdir=runs/smoke
     lerpnet-interpolate --config=configs/interpolate.py:smoke --workdir=runs/interp_smoke \
         --config.checkpoint_dir=runs/smoke
+- `demo`: the 16 first validation chairs, every unique pair, 4 exported paths: the pictures that
+  `python -m experiments.demo` (`bin/train`) ends with.
 - `modelnet_study`: N = 50 ModelNet chairs, all 2,500 ordered pairs x 11 steps = 27,500 decoded
   shapes (the study's size), timed end to end (encode + decode + threshold + pack + score; median
   of 5 after 1 warm-up) in summary.json["end_to_end"].
@@ -101,6 +103,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         cfg.export.count = 1
         cfg.export.image_size = 64
         cfg.progress = False
+    elif variant == "demo":  # what `experiments.demo` (bin/train) draws: the validation chairs' paths
+        cfg.shapes.split = "val"
+        cfg.num_shapes = 16
+        cfg.top_k = 6
+        cfg.export.count = 4
     elif variant == "modelnet_study":
         cfg.num_shapes = 50
         cfg.pairs = "all"
@@ -121,7 +128,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         cfg.timing.warmup = 0  # the persisted run before it is the warm-up
         cfg.export.count = 1
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}: expected '', 'smoke', 'modelnet_study', "
+        raise ValueError(f"unknown variant {variant!r}: expected '', 'smoke', 'demo', 'modelnet_study', "
                          "'modelnet_chairs' or 'modelnet_wall'")
     return cfg
 
