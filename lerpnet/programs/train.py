@@ -24,7 +24,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        sys.exit(f"error: unexpected arguments {argv[1:]} (every setting is a --flag or --config.<field>)")
     console.setup_logging()
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_with_changes=_RESUME_WITH_CHANGES.value)
