@@ -8,7 +8,8 @@
 
 A rule takes a field's value and returns what is wrong with it, or None; `integer`, `number`,
 `one_of`, `each` and `device_count` build the usual ones, e.g.
-`{"train.batch_size": integer(1), "train.learning_rate": number(0, low_open=True)}`.
+`{"train.batch_size": integer(1), "train.learning_rate": number(0, low_open=True)}`;
+TRAINING_RULES are lerpnet.train's, and each program keeps its own beside its default config.
 """
 
 from __future__ import annotations
