@@ -260,10 +260,28 @@ def _unknown_override(argv: list[str], error: Exception) -> str:
     return f"unknown config field {key.group(1) if key else text}"
 
 
+PACKAGED_CONFIGS = pathlib.Path(__file__).resolve().parent / "configs"
+
+
+def packaged_config(value: str) -> str:
+    """A config flag's value, `path[:variant]`, with a path that names no file here but names one of
+    lerpnet's own configs (`configs/default.py`, `default.py` or `default`) pointed at the packaged
+    copy, so the README's commands work from any folder once lerpnet is installed."""
+    path, colon, variant = value.partition(":")
+    name = pathlib.Path(path).name
+    packaged = PACKAGED_CONFIGS / (name if name.endswith(".py") else f"{name}.py")
+    if path and not pathlib.Path(path).exists() and packaged.is_file() and name != "__init__.py":
+        return f"{packaged}{colon}{variant}"
+    return value
+
+
 def parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
     """absl's flag parsing (pass as `app.run(main, flags_parser=parse_flags)`) where a bad flag, an
     override of a field the config lacks, or a config file that fails to load exits with one line
-    "error: ..." instead of a traceback. Returns the arguments left after the flags."""
+    "error: ..." instead of a traceback; config files are found among the packaged configs too
+    (`packaged_config`). Returns the arguments left after the flags."""
+    config_flag_names = {name for name in flag_values if config_flags.is_config_flag(flag_values[name])}
+    argv = [_with_packaged_config(arg, config_flag_names) for arg in argv]
     try:
         rest = flag_values(argv)
     except flags.Error as e:
@@ -285,3 +303,8 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) ->
                            else "it cannot be loaded")
                 sys.exit(f"error: --{name}={flag.serialize().split('=', 1)[-1]}: {problem} ({path})")
     return rest
+
+
+def _with_packaged_config(arg: str, names: set[str]) -> str:
+    match = re.fullmatch(r"(--?(\w+)=)(.*)", arg)
+    return match.group(1) + packaged_config(match.group(3)) if match and match.group(2) in names else arg

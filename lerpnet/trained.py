@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import pathlib
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -26,7 +27,7 @@ from lerpnet import models
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.data import load_voxels, to_z_up
 from lerpnet.ops.lerp_decode import lerp_decode
-from lerpnet.workdir import Run, load_run
+from lerpnet.workdir import POOR_VAL_IOU, Run, load_run
 
 RESOLUTION = 32
 BATCH = 64  # shapes per compiled encode/decode call; smaller inputs are padded to it
@@ -81,6 +82,9 @@ class TrainedAutoencoder:
         self.params = run.params
         self.threshold = float(run.threshold)
         self.model = models.Autoencoder(run.config.model)
+        if run.val_iou is not None and run.val_iou < POOR_VAL_IOU:
+            warnings.warn(f"the run {run.checkpoint} reconstructs poorly (validation IoU {run.val_iou:.3f} < "
+                          f"{POOR_VAL_IOU}): its decoded shapes will be mostly specks", stacklevel=3)
         self._encode = jax.jit(functools.partial(self.model.apply, method=models.Autoencoder.encode))
         self._decode = jax.jit(functools.partial(self.model.apply, method=models.Autoencoder.decode))
 

@@ -280,17 +280,22 @@ class Run:
     params: dict
     checkpoint: str  # "<workdir>/checkpoints/<step>"
     threshold: float
+    val_iou: float | None = None  # validation IoU at that threshold, when the run recorded it
 
 
-def _stored_threshold(path: pathlib.Path) -> float:
-    """`threshold.json`'s {"threshold": t, ...} when the run has one, else the default 0.5."""
+POOR_VAL_IOU = 0.3  # below this a run's decoded shapes are mostly specks: its readers warn
+
+
+def _stored_threshold(path: pathlib.Path) -> tuple[float, float | None]:
+    """`threshold.json`'s (threshold, val_iou) when the run has one, else (the default 0.5, None)."""
     if not path.exists():
-        return DEFAULT_THRESHOLD
+        return DEFAULT_THRESHOLD, None
     stored = files.read_json(path)
     value = stored.get("threshold") if isinstance(stored, dict) else None
     if not isinstance(value, int | float) or not 0.0 < value < 1.0:
         raise ValueError(f"{path}: 'threshold' must be a number strictly between 0 and 1, got {value!r}")
-    return float(value)
+    iou = stored.get("val_iou")
+    return float(value), float(iou) if isinstance(iou, int | float) else None
 
 
 def load_run(path: str | pathlib.Path, step: int | None = None) -> Run:
@@ -339,4 +344,4 @@ def load_run(path: str | pathlib.Path, step: int | None = None) -> Run:
                                                                   partial_restore=True))
     finally:
         manager.close()
-    return Run(config, state["params"], str(where), _stored_threshold(root / "threshold.json"))
+    return Run(config, state["params"], str(where), *_stored_threshold(root / "threshold.json"))

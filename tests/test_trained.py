@@ -25,7 +25,8 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(run_dir):
-    return lerpnet.load(run_dir)
+    with pytest.warns(UserWarning, match="reconstructs poorly"):
+        return lerpnet.load(run_dir)
 
 
 def test_load_reads_the_run_and_its_threshold(run_dir, model):
@@ -34,6 +35,13 @@ def test_load_reads_the_run_and_its_threshold(run_dir, model):
     want = json.loads(stored.read_text())["threshold"] if stored.exists() else 0.5
     assert model.threshold == pytest.approx(want)
     assert "TrainedAutoencoder" in repr(model)
+
+
+def test_a_poor_run_is_loaded_with_a_warning(run_dir):
+    stored = json.loads((run_dir / "threshold.json").read_text())
+    assert stored["val_iou"] < 0.3  # six steps of a tiny model: specks
+    with pytest.warns(UserWarning, match="reconstructs poorly"):
+        lerpnet.load(run_dir)
 
 
 def test_encode_and_decode_batch_and_single_shapes_alike(model):

@@ -17,6 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from lerpnet import files as writers
 from lerpnet.allpairs import reports
@@ -30,7 +31,7 @@ from lerpnet.data import dataset_config, load_dataset
 from lerpnet.device import device_info
 from lerpnet.models import Autoencoder
 from lerpnet.timing import time_calls
-from lerpnet.workdir import Run, load_run
+from lerpnet.workdir import POOR_VAL_IOU, Run, load_run
 
 
 def use_compilation_cache() -> pathlib.Path:
@@ -60,6 +61,10 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     # 1. The run and the shapes.
     run = load_run(config.checkpoint_dir, None if config.checkpoint_step < 0 else config.checkpoint_step)
     threshold = run.threshold if config.threshold is None else config.threshold
+    if run.val_iou is not None and run.val_iou < POOR_VAL_IOU:
+        logging.warning("the run %s reconstructs poorly (validation IoU %.3f < %.1f): its paths will be mostly "
+                        "specks; train longer (e.g. --config.train.num_steps) before reading them",
+                        run.checkpoint, run.val_iou, POOR_VAL_IOU)
     reference, shapes = _choose_shapes(config, run, files)
     export_pairs = pairs_by_id(config.export.pairs, shapes.ids) or [
         (2 * k, 2 * k + 1) for k in range(min(config.export.count, len(shapes.ids) // 2))]

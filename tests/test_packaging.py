@@ -1,0 +1,70 @@
+"""`pip install .` semantics: one top-level package, configs and programs usable from any folder."""
+
+import pathlib
+import subprocess
+import sys
+import sysconfig
+import zipfile
+
+import pytest
+
+from lerpnet import config_checks
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_packaged_configs_are_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    packaged = config_checks.PACKAGED_CONFIGS
+    for spelled in ("configs/default.py:smoke", "default.py:smoke", "default:smoke"):
+        assert config_checks.packaged_config(spelled) == f"{packaged / 'default.py'}:smoke"
+    here = tmp_path / "mine.py"
+    here.write_text("")
+    assert config_checks.packaged_config(str(here)) == str(here)  # a file that exists is taken as it is
+    assert config_checks.packaged_config("configs/nothing.py") == "configs/nothing.py"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
+                    str(ROOT)], check=True, capture_output=True, timeout=600)
+    return next(out.glob("lerpnet-*.whl"))
+
+
+def test_the_wheel_holds_lerpnet_alone_with_its_configs_scripts_and_licence(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names if not n.startswith("lerpnet-")} == {"lerpnet"}
+    assert "lerpnet/configs/modelnet_chairs.py" in names and "lerpnet/programs/demo.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for script in ("lerpnet-train", "lerpnet-interpolate", "lerpnet-demo", "lerpnet-show-shapes"):
+        assert script in scripts
+    assert any(n.endswith("/LICENSE") for n in names)
+
+
+def test_installed_outside_the_clone_it_trains_and_interpolates(wheel, tmp_path):
+    """A fresh virtual environment with only the wheel installed (its dependencies are taken from this
+    environment's site-packages through a path file, so nothing is downloaded), run from a folder
+    that is not the clone: the console scripts train and interpolate with the packaged configs."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    python = venv / "bin" / "python"
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run([python, "-c", "import lerpnet; print(lerpnet.__file__)"], cwd=work, capture_output=True,
+                           text=True, check=True).stdout
+    assert str(site) in where and str(ROOT) not in where
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    train = [python, "-m", "lerpnet.programs.train", "--config=configs/default.py:smoke", "--workdir=run"]
+    out = subprocess.run(train, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    interpolate = [python, "-m", "lerpnet.programs.interpolate", "--config=interpolate.py:smoke", "--workdir=paths",
+                   "--config.checkpoint_dir=run"]
+    out = subprocess.run(interpolate, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (work / "paths" / "index.html").is_file() and (work / "paths" / "summary.json").is_file()
