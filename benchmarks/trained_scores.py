@@ -1,0 +1,80 @@
+"""How well a trained autoencoder does on given shapes: reconstruction IoU at each threshold, true and
+false positive rates, and the path scores of the pairs among them. Shared by the training ablation
+and the cross-domain report; every rule comes from lerpnet.metrics and lerpnet.allpairs.scores.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lerpnet import metrics, models
+from lerpnet.allpairs.scores import largest_part, midpoint_novelty, path_scores, reference_matrix
+from lerpnet.bitpack import pack_voxels, unpack_voxels
+from lerpnet.ops.lerp import interpolate_pairs
+
+ONE_PIECE = 0.95  # a midpoint is one piece when its largest face-connected part holds this share of it
+SMOOTH = 0.8  # a path is smooth when every consecutive-step IoU is at least this
+
+
+def _batches(n: int, batch: int):
+    return [slice(s, min(s + batch, n)) for s in range(0, n, batch)]
+
+
+def probabilities(model: models.Autoencoder, params, voxels: np.ndarray, batch: int = 128) -> np.ndarray:
+    """sigmoid(decode(encode(x))) of (N, 32, 32, 32) shapes, float32."""
+    run = jax.jit(lambda p, x: jax.nn.sigmoid(model.apply(p, x)))
+    return np.concatenate([np.asarray(run(params, jnp.asarray(voxels[s]))) for s in _batches(len(voxels), batch)])
+
+
+def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds) -> dict:
+    """Mean IoU at each threshold ("iou@t"), the threshold with the best mean IoU, and at that threshold
+    the per-shape IoUs and the pooled true / false positive rates."""
+    out = {f"iou@{t}": float(np.mean(metrics.iou(prob > t, voxels))) for t in thresholds}
+    threshold, best = metrics.choose_threshold(out)
+    tpr, fpr = metrics.voxel_rates(prob > threshold, voxels)
+    per_shape = np.asarray(metrics.iou(prob > threshold, voxels))
+    return {**out, "threshold": threshold, "iou": best, "per_shape_iou": per_shape,
+            "true_positive_rate": float(tpr), "false_positive_rate": float(fpr)}
+
+
+def path_summary(model: models.Autoencoder, params, voxels: np.ndarray, reference: np.ndarray, *, threshold: float,
+                 steps: int = 11, batch_pairs: int = 256) -> dict:
+    """Scores of the paths of every unique pair (i < j) of `voxels`, thresholded at `threshold`:
+    the median lowest consecutive-step IoU, the share of paths at least SMOOTH, the share monotone,
+    the share whose midpoint is one piece, and the median best IoU of a midpoint with a `reference`
+    (training) shape. Needs at least two shapes."""
+    n = len(voxels)
+    if n < 2:
+        raise ValueError(f"path scores need at least 2 shapes, got {n}")
+    encode = jax.jit(functools.partial(model.apply, method=models.Autoencoder.encode))
+    decode = jax.jit(lambda p, latents: pack_voxels(
+        jax.nn.sigmoid(model.apply(p, latents, method=models.Autoencoder.decode)) > threshold))
+    z = jnp.concatenate([encode(params, jnp.asarray(voxels[s])) for s in _batches(n, 256)])
+    inputs = pack_voxels(jnp.asarray(voxels))
+    bits, counts = reference_matrix(jnp.asarray(reference))
+    i_all, j_all = np.triu_indices(n, 1)
+    parts = []
+    for s in _batches(len(i_all), batch_pairs):
+        i, j = jnp.asarray(i_all[s], jnp.int32), jnp.asarray(j_all[s], jnp.int32)
+        latents = interpolate_pairs(z, i, j, steps=steps, implementation="xla")  # a few pairs: no kernel needed
+        p = len(i_all[s])
+        packed = decode(params, latents.reshape(p * steps, *z.shape[1:])).reshape(p, steps, 32, 32)
+        scores = path_scores(packed, inputs[i], inputs[j])
+        scores.update(midpoint_novelty(packed, bits, counts))
+        mids = np.asarray(unpack_voxels(packed[:, steps // 2]))
+        scores["midpoint_largest_part"] = np.array([largest_part(m) for m in mids])
+        parts.append({k: np.asarray(scores[k]) for k in ("smoothness", "monotonicity", "novelty_iou",
+                                                          "midpoint_largest_part")})
+    s = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return {
+        "paths": len(i_all),
+        "median_smoothness": float(np.median(s["smoothness"])),
+        "fraction_smooth": float(np.mean(s["smoothness"] >= SMOOTH)),
+        "fraction_monotone": float(np.mean(s["monotonicity"] == 1.0)),
+        "fraction_one_piece": float(np.mean(s["midpoint_largest_part"] >= ONE_PIECE)),
+        "median_novelty_iou": float(np.median(s["novelty_iou"])),
+    }

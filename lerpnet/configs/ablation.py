@@ -1,0 +1,72 @@
+"""The training ablation: variants of configs/modelnet_chairs.py:ablation_base, each trained with
+several seeds, scored on validation (IoU, voxel rates, val-val interpolation paths).
+
+    python -m benchmarks.ablate_training --config=configs/ablation.py --workdir=runs/ablation \\
+        --config.data.path=/path/to/3dshapenets_chair_train_vox30.tar.gz    # or LERPNET_DATA=<its folder>
+
+Writes ablation.csv, ablation.json and ablation.md into the workdir (one row per variant: what it
+changes against the base, validation IoU mean and spread over the seeds, ...), and one training
+workdir per run under runs/. Rerunning resumes: finished runs are skipped, interrupted ones resume
+from their checkpoints. Variants are named in VARIANTS; pick rows with
+--config.ablation.variants=base,ema,... and the schedule with --config.train.num_steps=...
+The default (7 rows x 3 seeds of 2,000 steps, 4 trainings at a time on one GPU) is sized to take
+under 9 minutes on one H100/H200-class GPU (no run starts after 7 minutes: rerun for any left);
+expected result: not measured yet.
+Smoke variant (2 rows x 2 seeds of a tiny model on procedural chairs, seconds on a CPU):
+--config=configs/ablation.py:smoke
+"""
+
+import ml_collections
+
+from lerpnet.configs import default, modelnet_chairs
+
+# Row name -> the config fields it changes against the base (flattened names, as on the command line).
+VARIANTS = {
+    "base": {},
+    "ema": {"train.ema_decay": 0.999},
+    "residual": {"model.encoder_blocks": 1},
+    "residual2": {"model.encoder_blocks": 2},
+    "wide_encoder": {"model.encoder_features": (96, 192)},
+    "deep_encoder": {"model.encoder_features": (64, 128, 128)},
+    "translate": {"augment.max_shift": 2},
+    "erase": {"augment.erase_prob": 0.5},
+    "no_mirror": {"augment.mirror_axis": -1},
+    "canonical_poses": {"data.rotations": "canonical"},
+    "dice": {"loss.overlap_weight": 1.0},
+    "tversky": {"loss.overlap_weight": 1.0, "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7},
+    "pos_weight_4": {"loss.pos_weight": 4.0},
+    "focal": {"loss.name": "focal"},
+    "dropout": {"model.encoder_dropout": 0.1},
+    "latent_noise": {"train.latent_noise": 0.1},
+    "weight_decay": {"train.weight_decay": 1e-2},
+    "acai": {"acai.weight": 0.5},
+    "combined": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base
+}
+DEFAULT_ROWS = "base,ema,residual,translate,tversky,acai,combined"
+
+
+def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
+    if variant and variant != "smoke":
+        raise ValueError(f"unknown variant {variant!r} of configs/ablation.py (known: smoke)")
+    config = modelnet_chairs.get_config("ablation_base")
+    config.train.update(num_steps=2000, warmup_steps=200, eval_every=500, checkpoint_every=500, max_checkpoints=2,
+                        progress=False)
+    config.ablation = ml_collections.ConfigDict(
+        dict(
+            variants=DEFAULT_ROWS,  # comma-separated names of VARIANTS, one row each
+            seeds=3,  # runs per row, with config seeds seed, seed + 1, ...
+            parallel=4,  # trainings at a time (separate processes sharing the accelerator)
+            memory_fraction=0.2,  # XLA_PYTHON_CLIENT_MEM_FRACTION of each training process
+            path_shapes=84,  # validation shapes whose unique pairs are decoded and scored (0 = no path scores)
+            path_steps=11,  # t = 0, 0.1, ..., 1
+            time_limit_s=420.0,  # start no new run after this long (a rerun does the rest); 0 = no limit
+        )
+    )
+    if variant == "smoke":
+        config.data = default.get_config().data
+        config.data.num_shapes = 24
+        default.smoke(config)
+        config.train.update(num_steps=4, eval_every=4, checkpoint_every=4)
+        config.ablation.update(variants="base,tversky", seeds=2, parallel=2, memory_fraction=0.0, path_shapes=5,
+                               path_steps=5, time_limit_s=0.0)
+    return config

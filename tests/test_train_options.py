@@ -1,0 +1,129 @@
+"""The training options of lerpnet.train: each changes the step, stays finite, and is off by default;
+the weight EMA's rule; the threshold chosen on validation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lerpnet import metrics, train
+from lerpnet.configs import default as default_config
+from lerpnet.data import procedural_chairs
+from lerpnet.workdir import Workdir
+
+# The options that change what the autoencoder sees or minimises (each is tested on its own where it
+# lives: lerpnet.augment, lerpnet.losses, the encoder in test_models); here, that train_step uses them.
+INPUT_OPTIONS = {"train.latent_noise": 0.5, "model.encoder_dropout": 0.3, "model.encoder_blocks": 1,
+                 "augment.max_shift": 2, "augment.erase_prob": 1.0, "loss.overlap_weight": 1.0,
+                 "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7}
+ACAI = {"acai.weight": 0.5, "acai.critic_features": (4, 4)}
+EMA = {"train.ema_decay": 0.99}
+
+
+
+
+def _config(overrides=None):
+    config = default_config.get_config("smoke")
+    config.train.schedule = "constant"  # the warmup's first step has learning rate 0
+    for field, value in (overrides or {}).items():
+        section, name = field.split(".")
+        config[section][name] = value
+    return config
+
+
+@pytest.fixture(scope="module")
+def batch():
+    packed = np.asarray(train._pack(procedural_chairs(8, 0)))
+    return packed, np.arange(4, dtype=np.int32)
+
+
+def _step(config, batch, steps=2):
+    """The state after `steps` steps and the last step's outputs (its loss is after step 1's update)."""
+    state = train.create_state(config)
+    step = jax.jit(lambda s, p, i: train.train_step(s, p, i, config=config))
+    for _ in range(steps):
+        state, out = step(state, *batch)
+    return state, out
+
+
+def test_options_are_off_by_default():
+    config = train.default_config()
+    assert config.train.ema_decay == 0 and config.train.latent_noise == 0 and config.acai.weight == 0
+    assert config.loss.overlap_weight == 0 and config.augment.max_shift == 0 and config.augment.erase_prob == 0
+    assert config.model.encoder_blocks == 0 and config.model.encoder_dropout == 0
+    state = train.create_state(_config())
+    assert state.ema_params is None and state.critic is None
+
+
+def test_train_step_uses_the_options_and_stays_finite(batch):
+    base_state, base_out = _step(_config(), batch)
+    state, out = _step(_config(INPUT_OPTIONS), batch)
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in out.values())
+    assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state))
+    assert float(out["loss"]) != pytest.approx(float(base_out["loss"]), rel=1e-4)
+    assert set(out) == set(base_out) == {"loss", "grad_norm"}
+    assert "block1" in state.params["params"]["encoder"]
+
+
+def test_latent_noise_scales_with_the_batch_spread():
+    z = jnp.stack([jnp.zeros((2, 2, 2, 8)), 10 * jnp.ones((2, 2, 2, 8))])  # std over the batch: 5
+    noisy = train._noisy(z, 0.1, jax.random.key(0))
+    assert 0.2 < float(jnp.std(noisy - z)) < 0.8
+    np.testing.assert_array_equal(train._noisy(z, 0.0, jax.random.key(0)), z)
+
+
+def test_ema_rule():
+    ema, params = {"w": jnp.zeros(3)}, {"w": jnp.ones(3)}
+    late = train.ema_update(ema, params, 0.9, jnp.asarray(1000))
+    np.testing.assert_allclose(late["w"], np.full(3, 0.1), rtol=1e-6)  # d = decay: (1 + t) / (10 + t) is above it
+    early = train.ema_update(ema, params, 0.9, jnp.asarray(0))
+    np.testing.assert_allclose(early["w"], np.full(3, 0.9), rtol=1e-6)  # d = 1/10 at step 0: the average starts from the weights
+
+
+def test_ema_and_acai_in_the_step(batch):
+    config = _config({**EMA, **ACAI})
+    start = train.create_state(config)
+    state, out = _step(config, batch, steps=1)
+    d = min(0.99, 1 / 10)  # step 0
+    for e, e0, p in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(start.ema_params),
+                        jax.tree.leaves(state.params)):
+        np.testing.assert_allclose(e, d * e0 + (1 - d) * p, rtol=1e-5, atol=1e-7)
+    # ACAI: the critic takes its own step; the loss minimised is reconstruction + lambda * the critic's term.
+    assert int(state.critic.step) == 1
+    assert float(out["loss"]) == pytest.approx(float(out["reconstruction_loss"]) + 0.5 * float(out["acai_term"]))
+    assert float(out["critic_loss"]) > 0
+    assert all(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.critic.params),
+                                                         jax.tree.leaves(start.critic.params)))
+    assert train.evaluated_params(state) is state.ema_params
+    as_dict = {"params": state.params, "ema_params": state.ema_params}
+    assert train.evaluated_params(as_dict) is state.ema_params
+    assert train.evaluated_params({"params": state.params, "ema_params": None}) is state.params
+
+
+def test_ema_and_critic_are_checkpointed_and_restored(tmp_path):
+    config = _config({**EMA, **ACAI})
+    final = train.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(final["loss"])
+    with Workdir(tmp_path) as wd:
+        state = wd.restore(train.create_state(config))
+    assert int(state.step) == config.train.num_steps == int(state.critic.step)
+    assert not np.array_equal(jax.tree.leaves(state.ema_params)[0], jax.tree.leaves(state.params)[0])
+
+
+def test_choose_threshold_takes_the_best_mean_iou_nearest_one_half_on_ties():
+    val = {"iou@0.3": 0.61, "iou@0.4": 0.66, "iou@0.45": 0.66, "iou@0.5": 0.64, "loss": 0.1, "pred_occupancy": 0.05}
+    assert metrics.choose_threshold(val) == (0.45, 0.66)
+    assert metrics.choose_threshold({"iou@0.5": 0.7, "iou@0.2": 0.71}) == (0.2, 0.71)
+    with pytest.raises(ValueError, match="iou@"):
+        metrics.choose_threshold({"loss": 1.0})
+
+
+def test_voxel_rates_pool_over_all_voxels():
+    target = np.zeros((2, 32, 32, 32), bool)
+    target[0, :4] = True  # 4096 full voxels
+    pred = np.zeros_like(target)
+    pred[0, :2] = True  # half of them found
+    pred[1, :1] = True  # 1024 added in an empty grid
+    tpr, fpr = metrics.voxel_rates(pred, target)
+    assert float(tpr) == pytest.approx(0.5)
+    assert float(fpr) == pytest.approx(1024 / (2 * 32**3 - 4096))
