@@ -305,7 +305,8 @@ def load_run(path: str | pathlib.Path, step: int | None = None) -> Run:
     checkpoint folder, `<workdir>/checkpoints/<step>`. The parameters are restored into a target
     built from config.json's model and placed on the first local device, so a run trained on any
     number of devices restores anywhere; a checkpoint that does not hold that model is an error
-    naming both. Model fields added since the run was trained take their defaults.
+    naming both. Model fields added since the run was trained take their defaults. A run that kept a
+    weight EMA (`train.ema_decay`) is read as its EMA: the weights it evaluated and chose its threshold on.
     """
     if not str(path):
         raise ValueError("the run's path is empty: give a workdir written by lerpnet-train")
@@ -332,16 +333,18 @@ def load_run(path: str | pathlib.Path, step: int | None = None) -> Run:
                               jax.ShapeDtypeStruct((1, 32, 32, 32), jnp.float32))
         shapes = lambda tree: {jax.tree_util.keystr(k): tuple(v.shape)  # noqa: E731
                                for k, v in jax.tree_util.tree_leaves_with_path(tree)}
-        stored = manager.item_metadata(step).tree.get("params", {})
+        tree = manager.item_metadata(step).tree
+        key = "ema_params" if tree.get("ema_params") else "params"  # a run that kept an EMA is read as its EMA
+        stored = tree.get(key, {})
         expected, found = shapes(like), shapes(stored)
         if found != expected:
             diff = sorted(set(found.items()) ^ set(expected.items()))[:4]
             raise ValueError(f"checkpoint {where} does not match the model in {config_path}: parameters differ at {diff}")
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        target = {"params": jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), like)}
+        target = {key: jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), like)}
         restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device), target)
         state = manager.restore(step, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args,
                                                                   partial_restore=True))
     finally:
         manager.close()
-    return Run(config, state["params"], str(where), *_stored_threshold(root / "threshold.json"))
+    return Run(config, state[key], str(where), *_stored_threshold(root / "threshold.json"))

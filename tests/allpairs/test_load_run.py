@@ -81,3 +81,25 @@ def test_a_checkpoint_folder_or_step_and_the_stored_threshold(four_device_run, t
         load_run(tmp_path)
     with pytest.raises(ValueError, match="path is empty"):
         load_run("")
+
+
+def test_a_run_that_kept_a_weight_ema_is_read_as_its_ema(tmp_path):
+    """The EMA is what the run evaluated and chose its threshold on, so readers decode with it."""
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+
+    from lerpnet import models
+    from lerpnet.configs.default import get_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = get_config("smoke")
+    (run / "config.json").write_text(config.to_json_best_effort())
+    init = models.Autoencoder(config.model).init
+    params, ema = init(jax.random.key(1), jnp.zeros((1, 32, 32, 32))), init(jax.random.key(2), jnp.zeros((1, 32, 32, 32)))
+    with ocp.CheckpointManager(run / "checkpoints") as manager:
+        manager.save(3, args=ocp.args.StandardSave({"params": params, "ema_params": ema, "step": jnp.int32(3)}))
+    got = load_run(run).params
+    for g, e, p in zip(jax.tree.leaves(got), jax.tree.leaves(ema), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
+        assert not np.array_equal(np.asarray(e), np.asarray(p)) or e.size == 0 or np.all(e == 0)
