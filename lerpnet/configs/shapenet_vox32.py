@@ -19,8 +19,7 @@ from lerpnet.data import dataset_config
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config = train.default_config()
-    config.data = dataset_config(source="shapenet_vox32", path="../shared/data/shapenetvox32_sample/ShapeNetVox32",
-                                 category="chair")
+    config.data = dataset_config(source="shapenet_vox32", category="chair")  # path: LERPNET_DATA or --config.data.path
     config.train.update(batch_size=128, num_steps=20000, learning_rate=2e-3, warmup_steps=500, log_every=200,
                         eval_every=1000, checkpoint_every=2000, eval_batch_size=128)
     if variant == "smoke":
