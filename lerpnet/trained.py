@@ -25,7 +25,7 @@ import numpy as np
 
 from lerpnet import models
 from lerpnet.bitpack import unpack_voxels
-from lerpnet.data import load_voxels, to_z_up
+from lerpnet.data import file_up_axis, load_voxels, to_z_up
 from lerpnet.ops.lerp_decode import lerp_decode
 from lerpnet.workdir import POOR_VAL_IOU, Run, load_run
 
@@ -36,15 +36,14 @@ BATCH = 64  # shapes per compiled encode/decode call; smaller inputs are padded 
 def load_shapes(paths: str | pathlib.Path | Sequence[str | pathlib.Path], up_axis: str | None = None) -> np.ndarray:
     """Voxel or mesh files -> (N, 32, 32, 32) bool grids in lerpnet's z-up orientation.
 
-    up_axis: the files' up axis, "y" or "z". None takes each file's convention: "y" for ShapeNet's
-    `model.binvox` files (ShapeNetVox32 is y-up), "z" for everything else (ModelNet, 3D ShapeNets,
-    lerpnet's own files). A single path gives a single (32, 32, 32) grid.
+    up_axis: the files' up axis, "y" or "z". None takes each file's convention
+    (`lerpnet.data.file_up_axis`: "y" for ShapeNet's `model.binvox`, else "z"). A single path gives
+    a single (32, 32, 32) grid.
     """
     single = isinstance(paths, str | pathlib.Path)
     grids = []
     for path in [paths] if single else paths:
-        axis = up_axis or ("y" if pathlib.Path(path).name == "model.binvox" else "z")
-        grids.append(to_z_up(load_voxels(path, RESOLUTION), axis))
+        grids.append(to_z_up(load_voxels(path, RESOLUTION), up_axis or file_up_axis(path)))
     return grids[0] if single else np.stack(grids)
 
 

@@ -7,14 +7,13 @@ pairs (unseen shapes) are never cut off by `num_shapes`.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lerpnet.data import Dataset, load_voxels, to_z_up
+from lerpnet.data import Dataset, file_ids, file_up_axis, load_voxels, to_z_up
 
 PAIR_MODES = ("all", "unique")
 
@@ -65,10 +64,8 @@ def select_shapes(shapes_cfg, num_shapes: int, parts: Parts, files: tuple[str, .
     if source == "files":
         if not files:
             raise ValueError("shapes.source='files' but no files were given (shapes.files or command-line arguments)")
-        grids = np.stack([to_z_up(load_voxels(f), shapes_cfg.up_axis) for f in files])
-        names = [pathlib.Path(f).name for f in files]
-        ids = tuple(names if len(set(names)) == len(names) else map(str, files))
-        shapes = Shapes(grids, ids, ("file",) * len(files))
+        grids = np.stack([to_z_up(load_voxels(f), shapes_cfg.up_axis or file_up_axis(f)) for f in files])
+        shapes = Shapes(grids, file_ids(files), ("file",) * len(files))
     elif source in ("split", "ids"):
         where = {shape_id: (split, k) for split, (_, ids) in parts.items() for k, shape_id in enumerate(ids)}
         if source == "ids":

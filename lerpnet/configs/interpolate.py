@@ -58,7 +58,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.shapes.split = "val+train"  # splits joined by '+', taken in that order
     cfg.shapes.ids = ""  # comma-separated ids of the run's dataset (source "ids")
     cfg.shapes.files = ""  # comma-separated voxel files (source "files")
-    cfg.shapes.up_axis = "z"  # the files' up axis ("y" for ShapeNet binvox)
+    cfg.shapes.up_axis = ""  # the files' up axis: "y", "z", or "" = each file's own (y for ShapeNet's model.binvox)
     cfg.shapes.rotations = "canonical"  # "all": also draw from modelnet's 12 rotations of training shapes
     cfg.num_shapes = 50  # N, a cap on the split (0 = all of it)
 
@@ -150,7 +150,7 @@ RULES = {
     "checkpoint_step": config_checks.integer(-1),
     "num_shapes": config_checks.integer(0),
     "shapes.source": config_checks.one_of(("split", "ids", "files")),
-    "shapes.up_axis": config_checks.one_of(("y", "z")),
+    "shapes.up_axis": config_checks.one_of(("", "y", "z")),
     "shapes.rotations": config_checks.one_of(("canonical", "all")),
     "pairs": config_checks.one_of(PAIR_MODES),
     "steps": config_checks.integer(2),

@@ -6,7 +6,7 @@ from lerpnet.data.formats import BinvoxHeader, fit_to_resolution, load_binvox, l
 from lerpnet.data.meshes import OpenSurfaceWarning, voxelize_mesh
 from lerpnet.data.procedural import ChairParams, build_chair, procedural_chairs, sample_params
 from lerpnet.data.reading import VoxelFormatError
-from lerpnet.data.sources import DATA_ENV, file_ids
+from lerpnet.data.sources import DATA_ENV, file_ids, file_up_axis
 
 __all__ = [
     "BinvoxHeader",
@@ -19,6 +19,7 @@ __all__ = [
     "build_chair",
     "dataset_config",
     "file_ids",
+    "file_up_axis",
     "fit_to_resolution",
     "load_binvox",
     "load_dataset",

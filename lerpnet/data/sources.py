@@ -108,6 +108,12 @@ _MODELNET_FILE = re.compile(r"(?:^|/)(?P<cat>[^/]+)/30/(?:train|test)/(?P<id>[^/
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def file_up_axis(path) -> str:
+    """A shape file's own up axis by its source's convention: "y" for ShapeNet's `model.binvox`
+    (ShapeNetVox32 is y-up), "z" for everything else (ModelNet, 3D ShapeNets, lerpnet's own files)."""
+    return "y" if pathlib.PurePath(str(path)).name == "model.binvox" else "z"
+
+
 def file_ids(paths) -> tuple[str, ...]:
     """Short, file-name-safe, unique ids for shape files: the model folder's name for ShapeNet's
     `<model_id>/model.binvox`, else the file name; characters other than letters, digits, '.',

@@ -35,3 +35,21 @@ def test_pairs_by_id_names_the_bad_entry():
     assert pairs_by_id("b:a, a:c", ("a", "b", "c")) == [(1, 0), (0, 2)]
     with pytest.raises(ValueError, match="export.pairs entry 'a:x' must be 'idA:idB'"):
         pairs_by_id("a:x", ("a", "b", "c"))
+
+
+def test_shapenet_files_are_turned_z_up_and_named_by_their_model_id(tmp_path):
+    from lerpnet.data import procedural_chairs, save_binvox, to_z_up
+
+    chair = procedural_chairs(1, seed=2)[0]
+    shapenet = tmp_path / "1a2b3c" / "model.binvox"
+    shapenet.parent.mkdir()
+    save_binvox(shapenet, to_z_up(chair, "y"))  # as ShapeNet stores it: y-up (the turn is its own inverse)
+    save_binvox(tmp_path / "mine.binvox", chair)
+    shapes = select_shapes(get_config("").shapes, 0, {}, files=(str(shapenet), str(tmp_path / "mine.binvox")))
+    assert shapes.ids == ("1a2b3c", "mine.binvox")
+    np.testing.assert_array_equal(shapes.voxels[0], chair)
+    np.testing.assert_array_equal(shapes.voxels[1], chair)
+    config = get_config("").shapes
+    config.up_axis = "z"  # said explicitly, it wins
+    stored = select_shapes(config, 0, {}, files=(str(shapenet), str(tmp_path / "mine.binvox")))
+    np.testing.assert_array_equal(stored.voxels[0], to_z_up(chair, "y"))
