@@ -5,18 +5,20 @@
   python -m experiments.show_shapes --files=a.binvox,b.off --style=publication --turntable --out=/tmp/two.png
 
 The ModelNet tarball is found by --path or inside the folder $LERPNET_DATA names. Shapes from
-datasets are z-up; files are shown in their own orientation (`--up_axis=y` turns ShapeNet-style
-y-up files upright). `--style=publication` draws larger, smoothed cells with the shapes filling them.
+datasets are z-up; files are turned z-up by their source's convention (ShapeNet's model.binvox is
+y-up) unless `--up_axis` says. The two commands above made results/show_shapes/ (they say so);
+without --out the picture goes to runs/show_shapes/shapes.png. `--style=publication` draws larger, smoothed cells with the shapes filling them.
 """
 
 from __future__ import annotations
 
 import pathlib
+import sys
 
 from absl import app, flags
 
-from lerpnet import console, render
-from lerpnet.data import dataset_config, load_dataset, load_voxels, to_z_up
+from lerpnet import config_checks, console, render
+from lerpnet.data import dataset_config, file_ids, file_up_axis, load_dataset, load_voxels, to_z_up
 from lerpnet.data.datasets import SOURCES
 
 _SOURCE = flags.DEFINE_enum("source", "procedural", list(SOURCES), "Dataset source.")
@@ -30,16 +32,25 @@ _SIZE = flags.DEFINE_integer("size", 0, "Pixels per shape (0 = the style's: 160 
 _STYLE = flags.DEFINE_enum("style", "draft", list(render.STYLES),
                            "draft: the whole grid framed; publication: each set filling larger cells, smoothed.")
 _LABELS = flags.DEFINE_bool("labels", False, "Write each shape's id under it.")
-_OUT = flags.DEFINE_string("out", "results/show_shapes/shapes.png", "Output PNG.")
+_OUT = flags.DEFINE_string("out", "runs/show_shapes/shapes.png", "Output PNG.")
 _TURNTABLE = flags.DEFINE_bool("turntable", False, "Also write <out>_turntable.gif: the camera once around the first shape.")
 
 
 def main(argv) -> None:
-    del argv
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]} (files go in --files=a.binvox,b.off)")
     console.setup_logging()
+    try:
+        show()
+    except (ValueError, OSError) as e:  # bad input (VoxelFormatError is a ValueError): one line, not a traceback
+        sys.exit(f"error: {e}")
+
+
+def show() -> None:
     if _FILES.value:
-        grids = [to_z_up(load_voxels(f), _UP_AXIS.value or "z") for f in _FILES.value[: _NUM.value]]
-        ids = _FILES.value[: _NUM.value]
+        files = _FILES.value[: _NUM.value]
+        grids = [to_z_up(load_voxels(f), _UP_AXIS.value or file_up_axis(f)) for f in files]
+        ids = file_ids(files)
     else:
         # A procedural set only needs as many chairs as are shown.
         cfg = dataset_config(
@@ -64,7 +75,7 @@ def main(argv) -> None:
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)
 
 
 if __name__ == "__main__":
