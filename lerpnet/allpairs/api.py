@@ -19,10 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lerpnet.allpairs.plan import Plan, block_step, device_mesh, plan_blocks
+from lerpnet import distributed
+from lerpnet.allpairs.plan import Plan, block_step, device_mesh, num_blocks, plan_blocks
 from lerpnet.allpairs.scores import as_packed, ordered_pair_scores, reference_matrix
 from lerpnet.allpairs.shapes import PAIR_MODES, pair_list
-from lerpnet.allpairs.stream import Store, stream_blocks
+from lerpnet.allpairs.stream import Store, stream_blocks, stream_share
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.models import Autoencoder
 from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, XlaLaunch, default_implementation, lerp_decode
@@ -41,7 +42,7 @@ class PairScores:
     implementation: str
     block_pairs: int
     memory_bytes: int  # per device, of the pair step (its arguments, outputs and temporaries)
-    num_devices: int
+    num_devices: int  # that computed the blocks, over every process
     num_blocks: int
     blocks_computed: int  # not found in the store
     decodes: int  # distinct shapes decoded by this call: the N shapes and the interior steps computed
@@ -67,7 +68,7 @@ def resolve_implementation(model: Autoencoder, params, implementation: str | Non
 def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str = "all", steps: int = 11,
                 threshold: float = 0.5, implementation: str | None = None, tolerance: float = 0.0,
                 memory_budget_mb: float = 8192.0, block_pairs: int = 0, num_devices: int = 0,
-                store: Store | None = None, progress: bool = False) -> PairScores:
+                store: Store | None = None, progress: bool = False) -> PairScores | None:
     """Decode and score the path between every pair of the N latents `z` (N, *latent).
 
     inputs: the N input shapes (bool (N, 32, 32, 32) or packed (N, 32, 32)), for endpoint fidelity;
@@ -75,8 +76,12 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
     N^2 paths, the study's Algorithm 1) or "unique" (i < j). A voxel is full where sigmoid(logit) >
     threshold; `tolerance` is the IoU change monotonicity ignores. The pairs are cut into blocks that
     fit `memory_budget_mb` per device (or `block_pairs` a block, a multiple of the device count) and
-    sharded over `num_devices` devices (0 = all). store (e.g. `store.BlockStore`): blocks it holds
-    are reused, the others saved to it, so an interrupted call resumes.
+    sharded over `num_devices` local devices (0 = all). store (e.g. `store.BlockStore`): blocks it
+    holds are reused, the others saved to it, so an interrupted call resumes.
+
+    Several processes (lerpnet.distributed) share one store: every process calls this with the same
+    arguments and computes its share of the blocks on its own devices; then process 0 reads them
+    all back and returns the scores, and the other processes return None.
     """
     n = z.shape[0]
     if pairs not in PAIR_MODES:
@@ -85,6 +90,10 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
         raise ValueError(f"score_pairs needs at least 2 shapes and 2 steps, got {n} shapes and steps={steps}")
     if not math.isfinite(memory_budget_mb) or memory_budget_mb <= 0:
         raise ValueError(f"memory_budget_mb must be a finite number > 0, got {memory_budget_mb}")
+    processes = jax.process_count()
+    if processes > 1 and store is None:
+        raise ValueError(f"score_pairs on {processes} processes shares its blocks through a store: pass store= "
+                         "(a BlockStore in a folder every process sees)")
     implementation = resolve_implementation(model, params, implementation)
     inputs, reference = as_packed(inputs), reference_matrix(reference)
     mesh = device_mesh(num_devices)
@@ -92,6 +101,7 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
                         int(memory_budget_mb * 2**20), block_pairs, mesh)
     unique = pair_list(n, "unique")
     plan = compiled.pairs
+    distributed.check_same(plan.block_pairs, "the block size (pairs a block)")
     if store is not None:
         store.start(plan.block_pairs)
 
@@ -101,17 +111,28 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
     endpoints = jnp.concatenate([compiled.shapes(params, padded[k : k + at_once])
                                  for k in range(0, len(padded), at_once)])[:n]
     operands = plan.operands(params, z, endpoints, inputs, *reference)
-    scores, stats = stream_blocks(plan, operands, unique, store=store, progress=progress)
-    blocks, computed = stats.blocks, stats.blocks_computed
-    interior = stats.pairs_computed * (steps - 2)
+    # (plan, pairs, first block in the store, progress label) of the unique pairs, then the constant paths
+    streams = [(plan, unique, 0, "decode+score")]
     if compiled.diagonal is not None:
         same = np.repeat(np.arange(n, dtype=np.int32), 2).reshape(n, 2)
-        diagonal, diagonal_stats = stream_blocks(compiled.diagonal, operands, same, store=store, first_block=blocks,
-                                                 progress=progress, desc="constant paths")
-        scores = ordered_pair_scores(scores, diagonal, n)
-        blocks, computed = blocks + diagonal_stats.blocks, computed + diagonal_stats.blocks_computed
+        streams.append((compiled.diagonal, same, num_blocks(len(unique), plan.block_pairs), "constant paths"))
+    shared_blocks = shared_pairs = 0  # what the processes' shares computed, all of them together
+    if processes > 1:
+        shares = [stream_share(step, operands, rows, store=store, first_block=first, desc=desc,
+                               progress=progress and distributed.is_primary()) for step, rows, first, desc in streams]
+        # Summing over the processes waits for all of them: past this, every block is in the store.
+        shared_blocks = distributed.total(sum(share.blocks_computed for share in shares))
+        shared_pairs = distributed.total(shares[0].pairs_computed)
+        if not distributed.is_primary():
+            return None
+    results = [stream_blocks(step, operands, rows, store=store, first_block=first, progress=progress, desc=desc)
+               for step, rows, first, desc in streams]
+    scores = results[0][0] if len(results) == 1 else ordered_pair_scores(results[0][0], results[1][0], n)
+    computed = shared_blocks + sum(stats.blocks_computed for _, stats in results)
+    interior = (shared_pairs + results[0][1].pairs_computed) * (steps - 2)
     return PairScores(pair_list(n, pairs), scores, implementation, plan.block_pairs, plan.memory_bytes,
-                      int(mesh.devices.size), blocks, computed, n + interior, time.perf_counter() - start)
+                      int(mesh.devices.size) * processes, sum(stats.blocks for _, stats in results), computed,
+                      n + interior, time.perf_counter() - start)
 
 
 def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, implementation: str):

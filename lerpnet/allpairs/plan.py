@@ -6,8 +6,9 @@ pure step decodes a block's interior steps, puts each path together with the sha
 grids (its steps t = 0 and t = 1, decoded once for all pairs), and scores the paths on the device
 from packed bits, returning only per-pair scores (a few hundred bytes a path). The block size is
 chosen from XLA's own memory analysis of the compiled step, so a run stays under its memory
-budget whatever N is. Blocks are sharded over the devices (`shard_map` over a "pairs" mesh axis;
-every device holds the parameters, latents, decoded shapes and reference shapes).
+budget whatever N is. Blocks are sharded over a process's devices (`shard_map` over a "pairs" mesh
+axis; every device holds the parameters, latents, decoded shapes and reference shapes); several
+processes split the blocks between them (`stream.stream_share`).
 """
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ class Plan:
 
 
 def device_mesh(num_devices: int = 0) -> Mesh:
-    """A 1-D mesh over the first `num_devices` devices (0 = all)."""
-    devices = jax.devices()
+    """A 1-D mesh over this process's first `num_devices` devices (0 = all of them)."""
+    devices = jax.local_devices()
     if num_devices > len(devices):
-        raise ValueError(f"num_devices={num_devices} but only {len(devices)} {devices[0].platform} devices exist")
+        raise ValueError(f"num_devices={num_devices} but only {len(devices)} local {devices[0].platform} devices "
+                         "exist")
     return Mesh(np.array(devices[: num_devices or len(devices)]), (AXIS,))
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from lerpnet import distributed
 from lerpnet import files as writers
 from lerpnet.allpairs import reports
 from lerpnet.allpairs.api import PairScores, path_grids, resolve_implementation, score_pairs
@@ -44,7 +45,7 @@ def use_compilation_cache() -> pathlib.Path:
     return pathlib.Path(jax.config.jax_compilation_cache_dir)
 
 
-def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[str, ...] = ()) -> dict:
+def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[str, ...] = ()) -> dict | None:
     """The whole program: read the run and shapes, encode, score every pair, report, summarise.
 
     Everything that can be wrong with the input (config values, the run, shape ids or files, N, the
@@ -52,10 +53,17 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     into `workdir`: plan.json and blocks/ (resumable), config.json, shapes.json, pairs.npz,
     pairs.csv, topk.json, topk.png, topk/, figure6.png, exports/, summary.json,
     summary_by_split.{json,csv,md} and the gallery. Returns the summary (its "outputs": where each is).
+
+    Several processes (lerpnet.distributed): every process runs this on the same config and shared
+    workdir and computes its share of the blocks; process 0 then writes everything else and returns
+    the summary, the others return None.
     """
     started = time.perf_counter()
     workdir = pathlib.Path(workdir)
     interpolate_config.check(config)
+    if config.timing.repeats and jax.process_count() > 1:
+        raise ValueError(f"config field timing.repeats={config.timing.repeats} times one process; this run has "
+                         f"{jax.process_count()}: set it to 0 (or time one process with all its local devices)")
     use_compilation_cache()
 
     # 1. The run and the shapes.
@@ -80,6 +88,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
         "dtype": config.dtype, "monotonic_tolerance": config.monotonic_tolerance,
     }
     store = BlockStore(workdir, fingerprint, config.block_pairs)
+    distributed.check_same(store.key, "the run's fingerprint (parameters, shapes and settings)")
 
     # 2. Their latents.
     encode = jax.jit(functools.partial(model.apply, method=Autoencoder.encode))
@@ -95,6 +104,8 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
                     memory_budget_mb=config.memory_budget_mb, block_pairs=store.block_pairs,
                     num_devices=config.num_devices)
     result = score_pairs(model, run.params, z, shapes.voxels, **settings, store=store, progress=config.progress)
+    if result is None:
+        return None  # another process (process 0) reads every block back and writes the reports
     scores = {**result.scores, "i": result.pairs[:, 0], "j": result.pairs[:, 1]}
     scores["plausible"] = ok = plausible(scores, config.plausible)
     timed = None
@@ -163,6 +174,7 @@ def _summary(config, run: Run, shapes: Shapes, result: PairScores, scores: dict,
         "dtype": config.dtype,
         "implementation": result.implementation,
         "num_devices": result.num_devices,
+        "num_processes": jax.process_count(),
         "block_pairs": result.block_pairs,
         "block_memory_mib": result.memory_bytes / 2**20,
         "memory_budget_mib": config.memory_budget_mb,

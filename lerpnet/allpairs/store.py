@@ -8,7 +8,8 @@ voxels, the reference shapes and every setting that changes a score. A rerun wit
 fingerprint on the same workdir is refused, naming the fields that differ; a block file is reused
 only when it carries this run's key, its own index and exactly the pairs it should hold, so a torn,
 truncated, foreign or copied-over block is computed again instead of being mixed in. Every file
-is written atomically (lerpnet.files), so a kill at any moment leaves whole files or none.
+is written atomically (lerpnet.files), so a kill at any moment leaves whole files or none. Several
+processes may share one store (a shared workdir): each writes only its own blocks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from lerpnet import files
+from lerpnet import distributed, files
 
 
 def content_hash(tree: Any) -> str:
@@ -80,15 +81,22 @@ class BlockStore:
         return stored
 
     def start(self, block_pairs: int) -> None:
-        """Record the plan (fingerprint, key and block size) before the first block is written."""
+        """Record the plan (fingerprint, key and block size) before the first block is written; with
+        several processes, process 0 writes it and clears temporaries (`stream.stream_share` then
+        waits for every process before any block is saved)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        files.remove_stale_temporaries(self.folder)
         self.block_pairs = block_pairs
-        files.write_json(self.plan_path, {"fingerprint": self.fingerprint, "key": self.key,
-                                          "block_pairs": block_pairs})
+        if distributed.is_primary():
+            files.remove_stale_temporaries(self.folder)
+            files.write_json(self.plan_path, {"fingerprint": self.fingerprint, "key": self.key,
+                                              "block_pairs": block_pairs})
 
     def path(self, b: int) -> pathlib.Path:
         return self.folder / f"block_{b:06d}.npz"
+
+    def done(self, b: int) -> bool:
+        """Whether block b's file is there (`load` checks it in full)."""
+        return self.path(b).exists()
 
     def load(self, b: int, rows: np.ndarray) -> dict[str, np.ndarray] | None:
         """The scores of block b if its file is whole and holds this run's pairs `rows`, else None."""

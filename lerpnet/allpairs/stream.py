@@ -3,7 +3,8 @@
 Block b + 1 is dispatched before block b is fetched, so the device always has the next block
 queued while the host waits for the previous one; each fetched block is handed to a background
 thread that writes it (`BlockStore.save`), so writing never delays the next dispatch. At most two
-blocks are in flight, so device memory stays within the plan's budget.
+blocks are in flight, so device memory stays within the plan's budget. Several processes sharing
+one store each compute a share of the blocks (`stream_share`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
+from lerpnet import distributed
 from lerpnet.allpairs.plan import Plan, num_blocks
 
 
 class Store(Protocol):
     """Where finished blocks are kept (lerpnet.allpairs.store.BlockStore): `start` once the plan is known,
-    then `load` (None: compute it) and `save` per block."""
+    then `load` (None: compute it) and `save` per block; `done`: whether block b was saved (by any process)."""
 
     def start(self, block_pairs: int) -> None: ...
+
+    def done(self, b: int) -> bool: ...
 
     def load(self, b: int, rows: np.ndarray) -> dict[str, np.ndarray] | None: ...
 
@@ -48,32 +53,60 @@ def stream_blocks(plan: Plan, operands: tuple, rows: np.ndarray, *, store: Store
     Blocks the store already holds are read, not computed; the others are computed and saved.
     Block k of this stream is block `first_block + k` of the store.
     """
-    size = plan.block_pairs
-    chunks = [rows[k * size : (k + 1) * size] for k in range(num_blocks(len(rows), size))]
+    chunks = _chunks(rows, plan.block_pairs)
     parts = [store.load(first_block + k, chunk) if store is not None else None for k, chunk in enumerate(chunks)]
     todo = [k for k, part in enumerate(parts) if part is None]
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), unit="block", desc=desc, disable=not progress)
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
-        writes = []
-
-        def finish(k: int, scores: dict[str, jax.Array]) -> None:
-            parts[k] = {name: value[: len(chunks[k])] for name, value in jax.device_get(scores).items()}
-            if store is not None:
-                writes.append(writer.submit(store.save, first_block + k, chunks[k], parts[k]))
-            bar.update(1)
-
-        pending = None
-        for k in todo:
-            scores = plan.step(*operands, *plan.pairs(chunks[k]))
-            if pending is not None:
-                finish(*pending)
-            pending = (k, scores)
-        if pending is not None:
-            finish(*pending)
-        for write in writes:
-            write.result()  # a failed write is an error here, not a block silently missing
+    for k, part in _computed(plan, operands, chunks, todo, store, first_block):
+        parts[k] = part
+        bar.update(1)
     seconds = time.perf_counter() - start
     bar.close()
     scores = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if parts else {}
     return scores, StreamStats(len(chunks), len(todo), sum(len(chunks[k]) for k in todo), seconds)
+
+
+def stream_share(plan: Plan, operands: tuple, rows: np.ndarray, *, store: Store, first_block: int = 0,
+                 progress: bool = False, desc: str = "decode+score") -> StreamStats:
+    """This process's share of the blocks of `rows` that the store lacks, computed and saved to it.
+
+    For several processes sharing one store (every process calls it with the same arguments): once
+    all have listed the missing blocks, the k-th missing block is computed by process k mod P, so a
+    resumed run deals out only what is left. Nothing is returned but what this process did; the
+    scores are read back from the store (`stream_blocks`) once every process is done.
+    """
+    chunks = _chunks(rows, plan.block_pairs)
+    missing = [k for k in range(len(chunks)) if not store.done(first_block + k)]
+    distributed.barrier(f"listed the blocks from {first_block}")  # before anyone adds one
+    mine = missing[jax.process_index()::jax.process_count()]
+    bar = tqdm(total=len(mine), unit="block", desc=desc, disable=not progress)
+    start = time.perf_counter()
+    for _ in _computed(plan, operands, chunks, mine, store, first_block):
+        bar.update(1)
+    seconds = time.perf_counter() - start
+    bar.close()
+    return StreamStats(len(chunks), len(mine), sum(len(chunks[k]) for k in mine), seconds)
+
+
+def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    return [rows[k * size : (k + 1) * size] for k in range(num_blocks(len(rows), size))]
+
+
+def _computed(plan: Plan, operands: tuple, chunks: list[np.ndarray], todo: list[int], store: Store | None,
+              first_block: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(k, the host scores of chunk k) for each k of `todo` in order, each saved to the store by a
+    background thread; block k + 1 is dispatched before block k is fetched."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
+        writes, pending = [], None
+        for k in [*todo, None]:
+            scores = None if k is None else plan.step(*operands, *plan.pairs(chunks[k]))
+            if pending is not None:
+                done, fetched = pending[0], jax.device_get(pending[1])
+                part = {name: value[: len(chunks[done])] for name, value in fetched.items()}
+                if store is not None:
+                    writes.append(writer.submit(store.save, first_block + done, chunks[done], part))
+                yield done, part
+            pending = None if k is None else (k, scores)
+        for write in writes:
+            write.result()  # a failed write is an error here, not a block silently missing

@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import config_checks, console, train
+from lerpnet import config_checks, console, distributed, train
 from lerpnet.allpairs.program import interpolate_and_evaluate
 
 _CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -35,12 +35,15 @@ def main(argv):
     interpolate_config = _INTERPOLATE_CONFIG.value
     interpolate_config.checkpoint_dir = str(workdir / "train")
     try:
+        distributed.initialize_from_env()  # several processes: see lerpnet.distributed
         train.train_and_evaluate(_TRAIN_CONFIG.value, str(workdir / "train"))
         summary = interpolate_and_evaluate(interpolate_config, workdir / "interpolate")
     except (ValueError, FileNotFoundError) as e:  # bad input: say what is wrong, not where in the code
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: rerun the same command to resume in {workdir}")
+    if summary is None:
+        return  # process 0 of several writes and reports the results
     logging.info("%d paths between %d validation shapes: median smoothness %.3f, median novelty IoU %.3f",
                  summary["num_pairs"], summary["num_shapes"], summary["median_smoothness"],
                  summary["median_novelty_iou"])

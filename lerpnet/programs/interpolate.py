@@ -12,7 +12,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import config_checks, console
+from lerpnet import config_checks, console, distributed
 from lerpnet.allpairs.program import interpolate_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Interpolation config (configs/interpolate.py[:variant]).",
@@ -24,11 +24,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     console.setup_logging()
     try:
+        distributed.initialize_from_env()  # several processes: see lerpnet.distributed
         summary = interpolate_and_evaluate(_CONFIG.value, _WORKDIR.value, files=tuple(argv[1:]))
     except (ValueError, FileNotFoundError) as e:  # bad input: say what is wrong, not where in the code
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:  # finished blocks are on disk
         sys.exit("interrupted: rerun to resume")
+    if summary is None:
+        return  # process 0 of several writes and reports the results
     logging.info("%d paths between %d shapes, %d decoded shapes in %.1f s; median smoothness %.3f, median "
                  "novelty IoU %.3f", summary["num_pairs"], summary["num_shapes"], summary["decoded_shapes"],
                  summary["wall_seconds"], summary["median_smoothness"], summary["median_novelty_iou"])
