@@ -124,7 +124,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     grids = path_grids(model, run.params, z, steps=config.steps, threshold=threshold, implementation=implementation)
     distinct = scores["i"] < scores["j"]  # each path once (the reverse of a path is the same path)
     top = reports.top_k(scores, ok & distinct, grids, k=config.top_k,
-                        min_largest_part=config.plausible.min_largest_part)
+                        min_largest_part=config.plausible.min_largest_part, max_per_shape=config.top_k_per_shape)
     outputs |= reports.write_top_k(workdir, top, shapes, reference.train_ids, config.export.image_size)
     outputs |= reports.write_exports(workdir, config.export, shapes, export_pairs, grids)
 

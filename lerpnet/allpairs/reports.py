@@ -5,6 +5,8 @@ exported paths, figures and the summary tables. Everything is written through le
 
 from __future__ import annotations
 
+import collections
+
 import csv
 import io
 import pathlib
@@ -63,12 +65,24 @@ def decode_paths(path_grids: PathGrids, pairs, batch: int = 16) -> list[np.ndarr
 
 
 def top_k(scores: dict[str, np.ndarray], candidates: np.ndarray, path_grids: PathGrids, *, k: int,
-          min_largest_part: float) -> list[dict]:
+          min_largest_part: float, max_per_shape: int = 1) -> list[dict]:
     """The k most novel midpoints (lowest highest-IoU with any training shape) that stay plausible:
     candidates by score, then checked for being one connected piece on their decoded grids (the
-    50 k most novel candidates at most). Each entry keeps its decoded path under "path"."""
+    50 k most novel candidates at most). Diverse: a shape takes part in at most `max_per_shape` of
+    the chosen pairs (one odd shape would otherwise fill half the rows). Each entry keeps its
+    decoded path under "path"."""
     order = np.flatnonzero(candidates)
-    order = order[np.argsort(scores["novelty_iou"][order], kind="stable")][: 50 * k]
+    order = order[np.argsort(scores["novelty_iou"][order], kind="stable")]
+    uses = collections.Counter()
+    diverse = []
+    for p in order:  # the most novel pairs whose shapes are not used up, before decoding any
+        pair = (int(scores["i"][p]), int(scores["j"][p]))
+        if all(uses[s] < max_per_shape for s in pair):
+            diverse.append(p)
+            uses.update(pair)
+        if len(diverse) == 50 * k:
+            break
+    order = np.array(diverse, dtype=np.int64)
     mid = scores["occupancy"].shape[1] // 2
     top, batch = [], 16
     for start in range(0, len(order), batch):

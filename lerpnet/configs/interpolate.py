@@ -80,6 +80,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.plausible.occupancy_range = (0.5, 2.0)  # midpoint occupancy within these multiples of the inputs'
     cfg.plausible.min_largest_part = 0.95  # fraction of the midpoint's voxels in one connected piece
     cfg.top_k = 8  # most novel plausible midpoints to report and draw
+    cfg.top_k_per_shape = 1  # diverse top-k: a shape in at most this many of its pairs
 
     cfg.export = ml_collections.ConfigDict()
     cfg.export.pairs = ""  # "idA:idB,idC:idD"; "" = shapes (0, 1), (2, 3), ...: `count` unchosen pairs
@@ -167,6 +168,7 @@ RULES = {
     "plausible.occupancy_range": _pair_of(config_checks.number(0.0)),
     "plausible.min_largest_part": _FRACTION,
     "top_k": config_checks.integer(0),
+    "top_k_per_shape": config_checks.integer(1),
     "export.count": config_checks.integer(0),
     "export.image_size": config_checks.integer(1),
     "timing.repeats": config_checks.integer(0),
