@@ -31,6 +31,7 @@ from lerpnet import files, models
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp import interpolate
 from lerpnet.ops.lerp.api import PALLAS_KERNELS
+from lerpnet.plots import plot_seconds_vs_n
 from lerpnet.tables import write_table
 from lerpnet.timing import time_calls
 
@@ -178,7 +179,23 @@ def main(argv):
     write_table(out / "sweep", rows, meta)
     plot(rows, copy_bw, out / "sweep.png", f"all-pairs interpolation, steps={cfg.steps}, {meta['device']}, "
                                            f"jax {meta['jax']}")
-    print(f"wrote {out}/sweep.{{csv,json,md,png}}")
+    plot_seconds_vs_n(out / "seconds_vs_n.png", seconds_vs_n(rows),
+                      f"kernel only vs the whole program, steps={cfg.steps}, {meta['device']}")
+    print(f"wrote {out}/sweep.{{csv,json,md,png}} and {out}/seconds_vs_n.png")
+
+
+def seconds_vs_n(rows: list[dict]) -> dict[str, list[tuple[int, float, str]]]:
+    """The two panels of seconds_vs_n.png: the fastest interpolation implementation at each N, and
+    the whole program (encode N shapes, interpolate, decode every interpolant) at each N."""
+    fastest: dict[int, dict] = {}
+    for r in rows:
+        if r["kind"] == "interpolate" and r["status"] == "ok" and (r["n"] not in fastest
+                                                                     or r["median_s"] < fastest[r["n"]]["median_s"]):
+            fastest[r["n"]] = r
+    kernel = [(n, r["median_s"], f"{r['implementation']} {r['dtype']}") for n, r in sorted(fastest.items())]
+    program = [(r["n"], r["median_s"], "whole program") for r in rows
+               if r["kind"] == "model" and r["part"] == "whole_program"]
+    return {"kernel only (all-pairs interpolation)": kernel, "whole program (encode, interpolate, decode)": program}
 
 
 def run():

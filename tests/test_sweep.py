@@ -34,6 +34,19 @@ def test_sweep_smoke_writes_tables_and_figure(tmp_path):
     assert {r["part"] for r in rows if r["kind"] == "model"} == {"encode", "decode_all_interpolants", "whole_program"}
     assert (out / "sweep.csv").stat().st_size > 0 and (out / "sweep.md").read_text().count("|") > 10
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "seconds_vs_n.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seconds_vs_n_takes_the_fastest_kernel_and_the_whole_program():
+    from benchmarks.sweep_sizes import seconds_vs_n
+
+    rows = [dict(kind="interpolate", status="ok", n=10, median_s=2.0, implementation="xla", dtype="float32"),
+            dict(kind="interpolate", status="ok", n=10, median_s=1.0, implementation="triton", dtype="float32"),
+            dict(kind="interpolate", status="skipped", n=20, median_s=0.1, implementation="xla", dtype="float32"),
+            dict(kind="model", part="encode", n=10, median_s=0.5),
+            dict(kind="model", part="whole_program", n=10, median_s=3.0)]
+    kernel, program = seconds_vs_n(rows).values()
+    assert kernel == [(10, 1.0, "triton float32")] and program == [(10, 3.0, "whole program")]
 
 
 def test_sweep_needs_a_workdir():
