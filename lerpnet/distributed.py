@@ -102,15 +102,6 @@ def total(count: int) -> int:
     return int(np.sum(np.asarray(multihost_utils.process_allgather(np.int32(count)), np.int64)))
 
 
-def from_primary(values: dict[str, float]) -> dict[str, float]:
-    """Process 0's numbers under the same names, exactly, on every process (so all decide alike)."""
-    if jax.process_count() == 1:
-        return values
-    bits = np.asarray(list(values.values()), np.float64).view(np.uint32)  # exact without 64-bit JAX types
-    got = np.asarray(multihost_utils.broadcast_one_to_all(bits), np.uint32).view(np.float64)
-    return dict(zip(values, got.tolist()))
-
-
 def check_same(value: str | int, what: str) -> None:
     """A ValueError on every process unless all of them have the same `value` (a hash, a size)."""
     if jax.process_count() == 1:

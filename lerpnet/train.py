@@ -4,10 +4,8 @@ Pure, jitted step functions (`train_step`, `eval_step`) take the train state, th
 (kept on the devices, 4 KiB a shape) and batch indices; their options (augmentation, latent noise,
 weight EMA, the ACAI critic) are config fields, all off by default. `train_and_evaluate` does the
 side effects (data loading, logging, checkpoints, pictures; see lerpnet.workdir). Data-parallel
-over every device of every process (lerpnet.distributed): the dataset and state are replicated,
-each global batch is split along a "data" mesh axis (each process feeds its devices' rows), and
-XLA inserts the gradient all-reduce. Each process evaluates on its own devices; process 0's
-metrics are the run's.
+over all local devices: the dataset and state are replicated, each batch is split along a "data"
+mesh axis, and XLA inserts the gradient all-reduce.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from lerpnet import acai, augment, config_checks, distributed, losses, metrics, models
+from lerpnet import acai, augment, config_checks, losses, metrics, models
 from lerpnet.bitpack import pack_voxels, unpack_voxels
 from lerpnet.data import dataset_config, load_dataset
 from lerpnet.validation import Validation
@@ -263,11 +261,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if config.deterministic:
         # Takes effect only if JAX has not started its GPU backend yet (true under experiments.train).
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
-    mesh = _data_mesh(jax.devices())
+    mesh = jax.make_mesh((jax.local_device_count(),), ("data",), devices=jax.local_devices(),
+                         axis_types=(jax.sharding.AxisType.Auto,))
     if tc.batch_size % mesh.size:
         raise config_checks.ConfigError(f"config field train.batch_size={tc.batch_size} must be a multiple of the "
-                                        f"{mesh.size} devices" + (" (of every process)" if jax.process_count() > 1
-                                                                   else ""))
+                                        f"{mesh.size} local devices")
     replicated = NamedSharding(mesh, P())
     with Workdir(workdir, tc.max_checkpoints) as wd:
         changes = _refuse_changes(wd, config, resume_with_changes)
@@ -282,39 +280,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         return _train(config, wd, mesh, changes, restored)
 
 
-def _data_mesh(devices) -> jax.sharding.Mesh:
-    return jax.make_mesh((len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def _process_rows(sharding: NamedSharding, n: int) -> slice:
-    """The rows of an (n,) array sharded by `sharding` that this process's devices hold (one run of rows:
-    the mesh lists each process's devices together)."""
-    ranges = [index[0].indices(n)[:2] for index in sharding.addressable_devices_indices_map((n,)).values()]
-    return slice(min(start for start, _ in ranges), max(stop for _, stop in ranges))
-
-
 def _train(config: ml_collections.ConfigDict, wd: Workdir, mesh, changes: dict, restored) -> dict[str, float]:
     tc = config.train
     replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    local = _data_mesh(jax.local_devices())  # where this process evaluates
-    rows = _process_rows(batch_sharding, tc.batch_size)
     dataset = load_dataset(config.data)
     if len(dataset.train_voxels) == 0 or len(dataset.val_voxels) == 0:
         raise ValueError(f"dataset {config.data.source!r} gave {len(dataset.train_voxels)} training and "
                          f"{len(dataset.val_voxels)} validation shapes; both must be non-empty")
-    logging.info("data: %d training shapes, %d validation shapes (%s); %d device(s) in %d process(es): %s",
+    logging.info("data: %d training shapes, %d validation shapes (%s); %d device(s): %s",
                  len(dataset.train_voxels), len(dataset.val_voxels), config.data.source, mesh.size,
-                 jax.process_count(), jax.local_devices()[0].device_kind)
+                 jax.local_devices()[0].device_kind)
     model = models.Autoencoder(config.model)
     train_packed = jax.device_put(_pack(dataset.train_voxels), replicated)
     validation = Validation(dataset.val_voxels, _pack(dataset.val_voxels), dataset.val_ids, model,
                             jax.jit(functools.partial(eval_step, model=model, loss_cfg=config.loss)),
-                            tc.eval_batch_size, tc.num_reconstructions, NamedSharding(local, P("data")))
+                            tc.eval_batch_size, tc.num_reconstructions, batch_sharding)
     schedule = learning_rate_schedule(tc)
 
-    # Put from host values: jax 0.11.2's device_put of a device array onto a mesh of several processes
-    # gives a broken array when each process has one device.
-    state = jax.device_put(jax.device_get(create_state(config)), replicated) if restored is None else restored
+    state = jax.device_put(create_state(config), replicated) if restored is None else restored
     start = int(state.step)
     records = wd.begin(start, config, fresh=restored is None and bool(changes))
     if restored is not None:
@@ -332,11 +315,8 @@ def _train(config: ml_collections.ConfigDict, wd: Workdir, mesh, changes: dict, 
     def evaluate(step: int) -> dict[str, float]:
         """Everything an evaluation writes, its metrics record last: a logged evaluation is complete."""
         nonlocal best
-        # This process's own copy of the (replicated) weights; process 0's metrics decide for all.
-        params = jax.tree.map(lambda a: jax.device_put(a.addressable_data(0), NamedSharding(local, P())),
-                              evaluated_params(state))
+        params = evaluated_params(state)
         val, recon = validation(params)
-        val = distributed.from_primary(val)
         threshold, iou = metrics.choose_threshold(val)
         wd.save_reconstructions(step, validation.reconstruction_montage(recon))
         strips = validation.strip_montage(params, threshold)
@@ -364,14 +344,13 @@ def _train(config: ml_collections.ConfigDict, wd: Workdir, mesh, changes: dict, 
     val = metric_values(logged[-1]) if logged else {}
     if not logged and (start % tc.eval_every == 0 or start >= tc.num_steps):
         val = evaluate(start)  # due at the checkpoint (or the start) and not logged yet
-    bar = tqdm(total=tc.num_steps, initial=start, desc="train", unit="step",
-               disable=not (tc.progress and distributed.is_primary()), dynamic_ncols=True)
+    bar = tqdm(total=tc.num_steps, initial=start, desc="train", unit="step", disable=not tc.progress,
+               dynamic_ncols=True)
     tick, tick_step = time.perf_counter(), start
     try:
         for step in range(start, tc.num_steps):
             idx = batch_indices(step, len(dataset.train_voxels), tc.batch_size, config.seed)
-            batch = jax.make_array_from_process_local_data(batch_sharding, idx[rows], idx.shape)
-            state, out = step_fn(state, train_packed, batch)
+            state, out = step_fn(state, train_packed, jax.device_put(idx, batch_sharding))
             bar.update(1)
             done = step + 1
             if step % tc.log_every == 0 or done == tc.num_steps:

@@ -15,16 +15,12 @@ metrics.jsonl, which is appended a line at a time, and TensorBoard's event files
 checkpoint at step s first rewinds the workdir to s: metrics.jsonl is rewritten to exactly the
 records logged before s (a torn last line is dropped), later pictures and best states go, and
 TensorBoard purges its later events; the resumed run then redoes them identically.
-
-Several processes of one run (lerpnet.distributed) open the same workdir: process 0 holds the lock
-and writes every file; the checkpoints are saved and restored by all of them together (orbax).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import math
 import os
@@ -42,7 +38,7 @@ import orbax.checkpoint as ocp
 import tensorboardX
 from absl import logging
 
-from lerpnet import config_checks, distributed, files, metrics, render
+from lerpnet import config_checks, files, metrics, render
 from lerpnet.checkpoints import Checkpoints
 
 
@@ -99,16 +95,6 @@ def _lock(path: pathlib.Path) -> int:
     return fd
 
 
-def _written_once(method):
-    """A Workdir method that writes files: process 0 runs it, the other processes of the run skip it."""
-
-    @functools.wraps(method)
-    def once(self, *args, **kwargs):
-        return method(self, *args, **kwargs) if self.primary else None
-
-    return once
-
-
 class Workdir:
     """Config, metrics, TensorBoard, checkpoints and pictures of one experiment directory, held
     (locked) from opening to `close`."""
@@ -118,9 +104,8 @@ class Workdir:
         if self.path.exists() and not self.path.is_dir():
             raise WorkdirError(f"{self.path} is not a directory: pass a new or existing workdir folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.primary = distributed.is_primary()  # the process that writes (the only one, alone)
-        self._lock = _lock(self.path / ".lock") if self.primary else None
-        for folder in (self.path, self.path / "configs", self.path / "reconstructions") if self.primary else ():
+        self._lock = _lock(self.path / ".lock")
+        for folder in (self.path, self.path / "configs", self.path / "reconstructions"):
             files.remove_stale_temporaries(folder)
         self.checkpoints = Checkpoints(self.path, max_checkpoints)
         self.records: list[dict] = []  # the metrics records of the run so far (set by `begin`)
@@ -175,21 +160,13 @@ class Workdir:
     def begin(self, step: int, config: ml_collections.ConfigDict, fresh: bool = False) -> list[dict]:
         """Start (or resume at checkpoint `step`): rewind everything written past `step` (all of it when
         `fresh`), keep this start's config; returns the metrics records kept."""
-        distributed.barrier("workdir read")  # every process has read what a start rewrites
         until = -1 if fresh else step
         kept = [r for r in self.read_metrics() if _logged_before(r, until)]
-        self.checkpoints.rewind(until)
-        self.records = list(kept)
-        self._rewrite(until, kept, config)
-        return kept
-
-    @_written_once
-    def _rewrite(self, until: int, kept: list[dict], config: ml_collections.ConfigDict) -> None:
-        """Rewind the files to the records `kept`, keep this start's config, open the logs for appending."""
         files.write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         for png in (self.path / "reconstructions").glob("step_*.png"):
             if int(png.stem.split("_")[1]) > until:
                 png.unlink()
+        self.checkpoints.rewind(until)
         val = [r for r in kept if r["split"] == "val"]
         with contextlib.suppress(FileNotFoundError):
             (self.path / "threshold.json").unlink()
@@ -199,11 +176,13 @@ class Workdir:
         text = config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
         files.write_text(self.path / "configs" / f"start_{starts}.json", text)
         files.write_text(self.path / "config.json", text)
+        self.records = list(kept)
         self._metrics = open(self.path / "metrics.jsonl", "a")
         self._tensorboard = tensorboardX.SummaryWriter(str(self.path / "tensorboard"), purge_step=max(until, 0))
         for record in kept:
             if record["step"] >= until:  # purged from TensorBoard with the rest: shown again
                 self._scalars(record["step"], record["split"], metric_values(record))
+        return kept
 
     # --- logging --------------------------------------------------------------------------------
 
@@ -212,7 +191,6 @@ class Workdir:
             self._tensorboard.add_scalar(f"{split}/{name.replace('@', '_')}", value, step)
         self._tensorboard.flush()
 
-    @_written_once
     def log(self, step: int, split: str, values: dict[str, Any]) -> None:
         """Append one JSON line (whole, flushed) and the matching TensorBoard scalars (`<split>/<name>`)."""
         values = {k: float(v) for k, v in values.items()}
@@ -223,17 +201,14 @@ class Workdir:
         self._metrics.flush()
         self.records.append(record)
 
-    @_written_once
     def log_image(self, step: int, tag: str, image: np.ndarray) -> None:
         self._tensorboard.add_image(tag, np.asarray(image, np.uint8), step, dataformats="HWC")
 
-    @_written_once
     def save_reconstructions(self, step: int, image: np.ndarray) -> pathlib.Path:
         """The montage of validation inputs above their reconstructions, as a PNG and in TensorBoard."""
         self.log_image(step, "val/reconstructions", image)
         return render.save_png(self.path / "reconstructions" / f"step_{step:07d}.png", image)
 
-    @_written_once
     def save_curves(self, pending: list[dict] = ()) -> pathlib.Path:
         """curves.png of the records so far and `pending` ones (about to be logged)."""
         return plot_curves(self.records + list(pending), self.path / "curves.png")
@@ -249,7 +224,6 @@ class Workdir:
                     best = {"step": r["step"], "threshold": threshold, "val_iou": iou}
         return best
 
-    @_written_once
     def save_threshold(self, step: int, val: dict[str, float], best: dict | None) -> None:
         """threshold.json: the threshold chosen on validation at `step` (what readers of the run decode
         with) and the best evaluation so far (whose state is in best/)."""
@@ -260,7 +234,6 @@ class Workdir:
     def save_best(self, step: int, state: Any) -> None:
         self.checkpoints.save_best(step, state)
 
-    @_written_once
     def log_hparams(self, config: ml_collections.ConfigDict, values: dict[str, float]) -> None:
         """The flattened config beside the final results, for TensorBoard's HPARAMS tab."""
         hparams = {k: (v if isinstance(v, bool | int | float | str) else json.dumps(v))
@@ -283,8 +256,7 @@ class Workdir:
         for handle in (self._tensorboard, self._metrics):
             if handle is not None:
                 handle.close()
-        if self._lock is not None:
-            os.close(self._lock)
+        os.close(self._lock)
 
 
 # ---------------------------------------------------------------------------------------------

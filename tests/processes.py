@@ -21,8 +21,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def cpu_env(devices: int, **extra: str) -> dict[str, str]:
     """The environment of a CPU subprocess with `devices` forced host devices, compiled like the tests."""
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    env.update({"JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-                "JAX_DISABLE_MOST_OPTIMIZATIONS": "true"} | extra)
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_DISABLE_MOST_OPTIMIZATIONS="true", **extra)
     return env
 
 

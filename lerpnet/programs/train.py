@@ -11,7 +11,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import config_checks, console, distributed, train
+from lerpnet import config_checks, console, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:variant]).",
                                           lock_config=True)
@@ -27,15 +27,12 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {argv[1:]} (every setting is a --flag or --config.<field>)")
     console.setup_logging()
     try:
-        distributed.initialize_from_env()  # several processes: see lerpnet.distributed
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_with_changes=_RESUME_WITH_CHANGES.value)
     except (train.NonFiniteLossError, ValueError, OSError) as e:  # bad input or a diverged run: one line
         logging.error("%s", e)
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: rerun the same command to resume from the latest checkpoint in {_WORKDIR.value}")
-    if not distributed.is_primary():
-        return  # process 0 of several wrote the files
     workdir = pathlib.Path(_WORKDIR.value)
     console.print_outputs({"checkpoints": workdir / "checkpoints", "metrics": workdir / "metrics.jsonl",
                            "curves": workdir / "curves.png", "reconstructions": workdir / "reconstructions",
