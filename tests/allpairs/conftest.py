@@ -1,4 +1,4 @@
-"""The all-pairs program keeps compiled programs in $LERPNET_CACHE: in tests, a folder of the session's."""
+"""The all-pairs program keeps compiled programs in $LERPNET_CACHE: in tests, a folder of this test run."""
 
 import os
 
