@@ -28,8 +28,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from lerpnet import config_checks, console, files, metrics, models, train
-from lerpnet.configs.ablation import VARIANTS
+from lerpnet import command_line, console, files, metrics, models, steps, train
+from lerpnet.configs.ablation import VARIANTS, changes
 from lerpnet.data import load_dataset
 from lerpnet.data.sources import LAYOUTS, resolve_path
 from lerpnet.device import device_info
@@ -47,9 +47,10 @@ def check_config(config: ml_collections.ConfigDict) -> list[str]:
     """The variant names, after checking every ablation field; ValueError naming the field otherwise."""
     ab = config.ablation
     names = [v.strip() for v in str(ab.variants).split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS]
-    if not names or unknown:
-        raise ValueError(f"ablation.variants: unknown or empty {unknown or names!r}; known: {', '.join(VARIANTS)}")
+    if not names:
+        raise ValueError(f"ablation.variants is empty; known: {', '.join(VARIANTS)}")
+    for name in names:
+        changes(name)  # a ValueError naming the unknown parts
     for field, low in (("seeds", 1), ("parallel", 1), ("path_steps", 2)):
         if not isinstance(ab[field], int) or ab[field] < low:
             raise ValueError(f"ablation.{field} must be an integer >= {low}, got {ab[field]!r}")
@@ -66,7 +67,7 @@ def run_config(config: ml_collections.ConfigDict, variant: str, seed_index: int)
     """The training config of one run: the base with the variant's fields, seed = base seed + index."""
     run = ml_collections.ConfigDict(config.to_dict())
     del run["ablation"]
-    run.update_from_flattened_dict(VARIANTS[variant])
+    run.update_from_flattened_dict(changes(variant))
     run.seed = config.seed + seed_index
     return run
 
@@ -78,14 +79,14 @@ def run_dir(workdir: pathlib.Path, variant: str, seed_index: int) -> pathlib.Pat
 def score_run(config: ml_collections.ConfigDict, path: pathlib.Path, *, path_shapes: int, path_steps: int) -> dict:
     """Scores of a finished run's evaluated weights on its validation split (see the module docstring)."""
     with Workdir(path) as wd:
-        state = wd.restore(train.create_state(config))
+        state = wd.restore(steps.create_state(config))
         records = [r for r in wd.read_metrics() if r["split"] == "val"]
-    params = train.evaluated_params(state)
+    params = steps.evaluated_params(state)
     model = models.Autoencoder(config.model)
     dataset = load_dataset(config.data)
     val = dataset.val_voxels
     recon = trained_scores.reconstruction_scores(trained_scores.probabilities(model, params, val), val,
-                                                 train.THRESHOLDS)
+                                                 steps.THRESHOLDS)
     best = max(records, key=lambda r: metrics.choose_threshold(r)[1])
     row = {"steps": int(state.step), "val_iou": recon["iou"], "val_iou@0.5": recon["iou@0.5"],
            "threshold": recon["threshold"], "true_positive_rate": recon["true_positive_rate"],
@@ -124,7 +125,7 @@ def summarize(rows: list[dict], names: list[str], seeds: int) -> list[dict]:
             continue
         iou = [r["val_iou"] for r in runs]
         out = {"variant": name,
-               "changes": "; ".join(f"{k}={v}" for k, v in VARIANTS[name].items()) or "(the base)",
+               "changes": "; ".join(f"{k}={v}" for k, v in changes(name).items()) or "(the base)",
                "seeds": f"{len(runs)}/{seeds}",
                "val_iou": statistics.mean(iou), "val_iou_std": statistics.stdev(iou) if len(iou) > 1 else 0.0,
                "val_iou@0.5": statistics.mean(r["val_iou@0.5"] for r in runs),
@@ -250,4 +251,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=config_checks.parse_flags)
+    app.run(main, flags_parser=command_line.parse_flags)

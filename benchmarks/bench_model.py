@@ -12,7 +12,7 @@ formulations layer by layer; and PyTorch (eager, then torch.compile) when torch 
 figure is the median of `repeats` timed calls after warm-up, blocked until ready. Rows give
 shapes/s, useful TFLOP/s (FLOPs the network needs per shape, not what a formulation executes), the
 fraction of the measured bf16 matmul ceiling and the ratio to the best PyTorch figure for the same
-task and dtype. Writes <workdir>/<device>/bench_model.{json,csv,md} after every part.
+task and decoder width (its fastest form and dtype). Writes <workdir>/<device>/bench_model.{json,csv,md} after every part.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
+import statistics
 import time
 import traceback
 
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from benchmarks import fast_layers
 from benchmarks.timing import bf16_matmul_rate, copy_bandwidth
-from lerpnet import losses, models, train
+from lerpnet import losses, models, steps, train
 from lerpnet.allpairs import score_pairs
 from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
@@ -52,6 +53,11 @@ def model_flops(cfg) -> dict[str, float]:
     fc = 2 * 8 * cfg.latent_features * 8**3 * d0
     return {"encode": enc, "decode": fc + up1 + up2, "up1": up1, "up2": up2,
             "train": 3 * (enc + fc + up1 + up2)}  # forward + backward (about twice the forward)
+
+
+def _torch_peer(row: dict) -> tuple[str, str]:
+    """Rows compared with the same PyTorch figure: one task at one decoder width (untagged: the study's)."""
+    return row["task"], row.get("decoder", "decoder 16,32")
 
 
 def random_voxels(key, n: int, occupancy: float) -> jax.Array:
@@ -118,13 +124,13 @@ class Bench:
         logging.info("%s", {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()})
 
     def write(self) -> None:
-        best = {}
+        key = _torch_peer
+        best = {}  # the fastest PyTorch row of each task and decoder width, whatever its dtype and form
         for r in self.rows:
             if r["framework"].startswith("torch"):
-                key = (r["task"], r["dtype"])
-                best[key] = max(best.get(key, 0.0), r["shapes_per_s"])
+                best[key(r)] = max(best.get(key(r), 0.0), r["shapes_per_s"])
         for r in self.rows:
-            ref = best.get((r["task"], r["dtype"]))
+            ref = best.get(key(r))
             if ref and not r["framework"].startswith("torch"):
                 r["ratio_to_best_torch"] = r["shapes_per_s"] / ref
         self.meta["wall_s"] = time.perf_counter() - self.start
@@ -147,8 +153,8 @@ class Bench:
         idx = jnp.arange(cfg.train_batch, dtype=jnp.int32)
         for implementation, dtype in tqdm(cfg.model_variants, desc="train", unit="variant"):
             config = training_config(cfg, implementation, dtype)
-            step = jax.jit(functools.partial(train.train_step, config=config), donate_argnums=0)
-            state = [train.create_state(config)]
+            step = jax.jit(functools.partial(steps.train_step, config=config), donate_argnums=0)
+            state = [steps.create_state(config)]
 
             def run():  # chained steps on the donated state, as lerpnet.train runs them
                 for _ in range(cfg.train_steps_per_call):
@@ -217,6 +223,31 @@ class Bench:
             for n in tqdm(cfg.algorithm1_n, desc=f"Algorithm 1, {label}", unit="N"):
                 self._algorithm1_rows(model, params, n, label, flops)
                 self.write()
+            for n, c0, c1, warmup, repeats in cfg.end_to_end:
+                if (c0, c1) == tuple(widths) and not self.out_of_time(f"Algorithm 1 end to end N={n} {label}"):
+                    self._end_to_end_row(model, params, n, label, flops, warmup, repeats)
+                    self.write()
+
+    def _end_to_end_row(self, model, params, n: int, label: str, flops: float, warmup: int, repeats: int):
+        """Large N through score_pairs alone (encode to every ordered pair's scores, the default
+        implementation): the first call's wall time includes compiling; `stream_s` excludes it."""
+        cfg = self.cfg
+        x = random_voxels(jax.random.key(6), n, cfg.occupancy)
+        reference = random_voxels(jax.random.key(10), cfg.reference_shapes, cfg.occupancy)
+        encode = jax.jit(functools.partial(model.apply, method=models.Autoencoder.encode))
+        calls = []
+
+        def end_to_end():
+            calls.append(score_pairs(model, params, encode(params, x), x, reference=reference, pairs="all",
+                                     steps=cfg.steps, progress=True))
+
+        t = time_calls(end_to_end, warmup=warmup, repeats=repeats)
+        last = calls[-1]
+        self.add("decode", "lerpnet", f"Algorithm 1 N={n}, encode to scores (lerpnet.allpairs.score_pairs): "
+                 f"lerp_decode {last.implementation}", "bfloat16", n * n * cfg.steps, t, flops=flops, decoder=label,
+                 algorithm1_ms=1e3 * t.median, decoded_per_call=last.decodes, warmup=warmup, repeats=repeats,
+                 stream_s=statistics.median(c.seconds for c in calls[warmup:]), block_pairs=last.block_pairs,
+                 memory_mb=last.memory_bytes / 2**20)
 
     def _algorithm1_rows(self, model, params, n: int, label: str, flops: float):
         cfg = self.cfg
@@ -262,6 +293,8 @@ class Bench:
             self.add(f"{layer}:backward", "lerpnet", name, dtype, b, self.time(grad, x, w))
 
     def torch(self, compile: bool):
+        """The same decoders in PyTorch, every form of benchmarks.torch_autoencoder.DECODE_FORMS (eager
+        ones, or the torch.compile ones), float32 (TF32 allowed) and bfloat16; training at the study's widths."""
         try:
             import torch
         except ImportError:
@@ -275,6 +308,7 @@ class Bench:
         cfg = self.cfg
         self.meta["torch"] = torch.__version__
         torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         dev = torch.device("cuda")
         label = "torch.compile" if compile else "torch eager"
 
@@ -284,8 +318,23 @@ class Bench:
                 torch.cuda.synchronize()  # time_calls blocks on jax arrays only
             return self.time(call)
 
-        for bf16 in tqdm((False, True), desc=label, unit="dtype"):
+        forms = [f for f in ta.DECODE_FORMS if f.startswith("compile") == compile]
+        cells = [(tuple(w), dtype, form) for w in cfg.decoder_widths for dtype in ("float32", "bfloat16")
+                 for form in forms]
+        for widths, dtype, form in tqdm(cells, desc=f"{label} decode", unit="form"):
+            if compile and self.out_of_time(f"{label} decode {form} {dtype} {widths}"):
+                continue
+            torch.manual_seed(0)
+            z = torch.randn(cfg.decode_batch, 64, device=dev)
+            decode = ta.make_decode(widths, z, dtype=getattr(torch, dtype), form=form)
+            self.add("decode", label, form, dtype, cfg.decode_batch, timed(decode),
+                     flops=model_flops(models.model_config(decoder_features=widths))["decode"],
+                     decoder=f"decoder {widths[0]},{widths[1]}")
+            self.write()
+        for bf16 in tqdm((False, True), desc=f"{label} train", unit="dtype"):
             dtype = "bfloat16" if bf16 else "float32"
+            if compile and self.out_of_time(f"{label} train {dtype}"):
+                continue
             torch.manual_seed(0)
             model = ta.TorchAutoencoder().to(dev)
             x = (torch.rand(cfg.train_batch, 32, 32, 32, device=dev) < cfg.occupancy).float()
@@ -296,14 +345,8 @@ class Bench:
                 for _ in range(cfg.train_steps_per_call):
                     step(x)
 
-            variant = "autocast" if bf16 else ""
-            decode = ta.make_decode(model, bf16=bf16, compile=compile)
-            z = torch.randn(cfg.decode_batch, 64, device=dev)
-            for task, fn, arg, shapes in (("decode", decode, z, cfg.decode_batch),
-                                          ("train", run, x, cfg.train_batch * cfg.train_steps_per_call)):
-                if compile and self.out_of_time(f"{label} {task} {dtype}"):
-                    continue
-                self.add(task, label, variant, dtype, shapes, timed(fn, arg))
+            self.add("train", label, "autocast" if bf16 else "", dtype, cfg.train_batch * cfg.train_steps_per_call,
+                     timed(run, x))
             if not compile:
                 self._torch_layers(torch, dev, bf16, timed)
             self.write()

@@ -33,8 +33,21 @@ def test_run_config_sets_the_variant_and_the_seed():
     assert "ablation" not in run and config.loss.overlap_weight == 0  # the base config is left as it was
 
 
+def test_rows_joined_with_plus_stack_their_changes_in_order():
+    config = ablation.get_config("smoke")
+    run = ablate_training.run_config(config, "combined+translate+dropout", 0)
+    assert run.train.ema_decay == 0.999 and run.loss.tversky_beta == 0.7  # the winner's fields
+    assert run.augment.max_shift == 2 and run.model.encoder_dropout == 0.1  # and what it adds
+    assert ablation.changes("residual+residual2") == {"model.encoder_blocks": 2}  # later parts win
+    assert ablation.changes("residual2+residual") == {"model.encoder_blocks": 1}
+    table = ablate_training.summarize([{"variant": "ema+acai", "val_iou": 0.7, "val_iou@0.5": 0.7, "best_val_iou": 0.7,
+                                        "steps": 10, "wall_s": 1.0}], ["ema+acai"], seeds=1)
+    assert table[0]["changes"] == "train.ema_decay=0.999; acai.weight=0.5"
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("variants", "base,nope", "ablation.variants"),
+    ("variants", "combined+nope", "unknown variants \\['nope'\\]"),
     ("seeds", 0, "ablation.seeds"),
     ("path_shapes", 1, "ablation.path_shapes"),
     ("memory_fraction", 1.5, "ablation.memory_fraction"),
@@ -87,7 +100,7 @@ def test_smoke_ablation_writes_its_tables_and_skips_finished_runs(tmp_path):
     row = table["rows"][0]
     assert row["seeds"] == "2/2" and row["steps"] == 4 and 0.0 <= row["val_iou"] <= 1.0
     assert row["paths"] >= 1 and 0.0 <= row["fraction_one_piece"] <= 1.0
-    assert row["threshold"] in ablate_training.train.THRESHOLDS
+    assert row["threshold"] in ablate_training.steps.THRESHOLDS
     assert "| base | (the base) | 2/2 |" in (work / "ablation.md").read_text()
     assert (work / "ablation.csv").read_text().startswith("variant,changes,seeds,val_iou")
     rows = sorted(work.glob("runs/base/seed*/row.json"))

@@ -8,7 +8,8 @@ Writes ablation.csv, ablation.json and ablation.md into the workdir (one row per
 changes against the base, validation IoU mean and spread over the seeds, ...), and one training
 workdir per run under runs/. Rerunning resumes: finished runs are skipped, interrupted ones resume
 from their checkpoints. Variants are named in VARIANTS; pick rows with
---config.ablation.variants=base,ema,... and the schedule with --config.train.num_steps=...
+--config.ablation.variants=base,ema,... (join names with '+' to stack them: combined+translate)
+and the schedule with --config.train.num_steps=...
 The default (7 rows x 3 seeds of 2,000 steps, 4 trainings at a time on one GPU) is sized to take
 under 9 minutes on one H100/H200-class GPU (no run starts after 7 minutes: rerun for any left);
 expected result: not measured yet.
@@ -43,6 +44,20 @@ VARIANTS = {
     "combined": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base
 }
 DEFAULT_ROWS = "base,ema,residual,translate,tversky,acai,combined"
+
+
+def changes(row: str) -> dict:
+    """The config fields a row changes against the base: a VARIANTS name, or names joined by '+' applied
+    in that order (e.g. "combined+translate": the winner with small translations)."""
+    parts = row.split("+")
+    unknown = [p for p in parts if p not in VARIANTS]
+    if unknown:
+        raise ValueError(f"ablation.variants: {row!r} names unknown variants {unknown}; known: {', '.join(VARIANTS)}"
+                         " (join names with '+' to combine them)")
+    fields = {}
+    for part in parts:
+        fields.update(VARIANTS[part])
+    return fields
 
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:

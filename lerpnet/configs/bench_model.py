@@ -37,6 +37,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.steps = 11
     cfg.decoder_widths = ((16, 32), (64, 64))
     cfg.implementations = ("triton", "xla")
+    # larger N through score_pairs only: (N, C0, C1, warm-up calls, timed calls); a single call at N = 5000
+    # (275 M decoded shapes) takes minutes, its stream_s (compiling excluded) is reported beside it
+    cfg.end_to_end = ((1000, 16, 32, 1, 3), (1000, 64, 64, 1, 2), (5000, 16, 32, 0, 1))
     cfg.max_n = ml_collections.ConfigDict(dict(xla=50))  # an implementation is timed up to this N only
     cfg.reference_shapes = 755  # the training set novelty is scored against (ModelNet's 755 training chairs)
     # the launches when no sweep ran (lerpnet.ops.lerp_decode.TritonLaunch / XlaLaunch fields)
@@ -71,6 +74,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         cfg.steps = 3
         cfg.decoder_widths = ((16, 32),)
         cfg.implementations = ("xla",)
+        cfg.end_to_end = ((5, 16, 32, 0, 1),)
         cfg.reference_shapes = 4
         cfg.xla_launch.chunk = 4
         cfg.check_n = 3
