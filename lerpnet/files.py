@@ -2,12 +2,14 @@
 
 Every writer in lerpnet goes through these, so a process killed at any moment (or a full disk)
 never leaves a torn JSON, PNG or block file behind: the bytes go to a temporary file in the same
-folder, are fsynced, and the temporary file is renamed over the target.
+folder, are fsynced, and the temporary file is renamed over the target. `exclusive_lock` keeps a
+second writer out of a folder while one is writing there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -77,3 +79,25 @@ def remove_stale_temporaries(folder: str | pathlib.Path) -> None:
     for stale in pathlib.Path(folder).glob(".*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
+
+
+class InUseError(ValueError):
+    """Another process holds the lock of a folder: it is writing there."""
+
+
+def exclusive_lock(path: str | pathlib.Path, holder: str) -> int:
+    """An exclusive flock on the file `path` (created if missing), held until the returned descriptor
+    is closed; the kernel drops it when the process dies, so a killed writer never leaves it locked.
+
+    A lock another process holds is an InUseError naming the folder and `holder`, what kind of
+    program holds it (e.g. "trainer"), at once (never a wait).
+    """
+    path = pathlib.Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InUseError(f"{path.parent} is in use by another {holder} (it holds {path}); wait for it to finish "
+                         "or pass another --workdir") from None
+    return fd

@@ -20,7 +20,7 @@ TensorBoard purges its later events; the resumed run then redoes them identicall
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import dataclasses
 import json
 import math
 import os
@@ -28,17 +28,14 @@ import pathlib
 from typing import Any
 
 import jax
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import tensorboardX
 from absl import logging
 
-from lerpnet import config_checks, files, metrics, render
+from lerpnet import config_checks, files, metrics, models, plots, render
 from lerpnet.checkpoints import Checkpoints
 
 
@@ -58,43 +55,6 @@ def metric_values(record: dict) -> dict[str, float]:
     return {k: float(v) for k, v in record.items() if k not in ("step", "split")}
 
 
-def plot_curves(records: list[dict], path: pathlib.Path) -> pathlib.Path:
-    """A PNG of metrics records: training loss; validation IoU at each threshold; predicted vs target occupancy."""
-    train = [r for r in records if r["split"] == "train"]
-    val = [r for r in records if r["split"] == "val"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot([r["step"] for r in train], [float(r["loss"]) for r in train], label="train")
-    axes[0].plot([r["step"] for r in val], [float(r["loss"]) for r in val], label="validation")
-    axes[0].set(title="loss", xlabel="step", yscale="log")
-    for key in sorted(k for k in (val[0] if val else {}) if k.startswith("iou@")):
-        axes[1].plot([r["step"] for r in val], [float(r[key]) for r in val], marker=".", label=key)
-    axes[1].set(title="validation IoU", xlabel="step", ylim=(0, 1))
-    for key in ("pred_occupancy", "target_occupancy"):
-        axes[2].plot([r["step"] for r in val], [float(r[key]) for r in val], marker=".", label=key)
-    axes[2].set(title="validation occupancy (threshold 0.5)", xlabel="step")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", ncol=2)
-    fig.tight_layout()
-    with files.atomic_open(path) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _lock(path: pathlib.Path) -> int:
-    """An exclusive flock on `path`, held until the descriptor closes (the kernel drops it when the
-    process dies, so a killed trainer never leaves the workdir locked)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise WorkdirError(f"{path.parent} is in use by another trainer (it holds {path}); wait for it to finish "
-                           "or pass another --workdir") from None
-    return fd
-
-
 class Workdir:
     """Config, metrics, TensorBoard, checkpoints and pictures of one experiment directory, held
     (locked) from opening to `close`."""
@@ -104,7 +64,10 @@ class Workdir:
         if self.path.exists() and not self.path.is_dir():
             raise WorkdirError(f"{self.path} is not a directory: pass a new or existing workdir folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock(self.path / ".lock")
+        try:
+            self._lock = files.exclusive_lock(self.path / ".lock", "trainer")
+        except files.InUseError as e:
+            raise WorkdirError(str(e)) from None
         for folder in (self.path, self.path / "configs", self.path / "reconstructions"):
             files.remove_stale_temporaries(folder)
         self.checkpoints = Checkpoints(self.path, max_checkpoints)
@@ -123,14 +86,12 @@ class Workdir:
         path = self.path / "metrics.jsonl"
         records = []
         for number, line in enumerate(path.read_text().splitlines() if path.exists() else [], 1):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 record = json.loads(line)
-                records.append(record if {"step", "split"} <= record.keys() else None)
-            except (json.JSONDecodeError, AttributeError):
-                records.append(None)
-            if records[-1] is None:
-                records.pop()
-                logging.warning("%s: line %d is not a whole record (an interrupted write?); dropped", path, number)
+                if isinstance(record, dict) and {"step", "split"} <= record.keys():
+                    records.append(record)
+                    continue
+            logging.warning("%s: line %d is not a whole record (an interrupted write?); dropped", path, number)
         return records
 
     def latest_step(self) -> int | None:
@@ -168,8 +129,7 @@ class Workdir:
                 png.unlink()
         self.checkpoints.rewind(until)
         val = [r for r in kept if r["split"] == "val"]
-        with contextlib.suppress(FileNotFoundError):
-            (self.path / "threshold.json").unlink()
+        (self.path / "threshold.json").unlink(missing_ok=True)
         if val:
             self.save_threshold(val[-1]["step"], metric_values(val[-1]), self.best_of(kept))
         starts = len(list((self.path / "configs").glob("start_*.json")))
@@ -211,7 +171,7 @@ class Workdir:
 
     def save_curves(self, pending: list[dict] = ()) -> pathlib.Path:
         """curves.png of the records so far and `pending` ones (about to be logged)."""
-        return plot_curves(self.records + list(pending), self.path / "curves.png")
+        return plots.plot_curves(self.records + list(pending), self.path / "curves.png")
 
     @staticmethod
     def best_of(records: list[dict]) -> dict | None:
@@ -259,14 +219,7 @@ class Workdir:
         os.close(self._lock)
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading a finished (or running) workdir back: what every program that uses a trained run calls.
-
-import dataclasses  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-
-from lerpnet import files, models  # noqa: E402
+# --- reading a finished (or running) workdir back: what every program that uses a trained run calls ---
 
 DEFAULT_THRESHOLD = 0.5  # a voxel is full where sigmoid(logit) > this, unless the run stored its own
 
@@ -335,8 +288,7 @@ def load_run(path: str | pathlib.Path, step: int | None = None) -> Run:
                                for k, v in jax.tree_util.tree_leaves_with_path(tree)}
         tree = manager.item_metadata(step).tree
         key = "ema_params" if tree.get("ema_params") else "params"  # a run that kept an EMA is read as its EMA
-        stored = tree.get(key, {})
-        expected, found = shapes(like), shapes(stored)
+        expected, found = shapes(like), shapes(tree.get(key, {}))
         if found != expected:
             diff = sorted(set(found.items()) ^ set(expected.items()))[:4]
             raise ValueError(f"checkpoint {where} does not match the model in {config_path}: parameters differ at {diff}")

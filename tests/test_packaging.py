@@ -8,20 +8,20 @@ import zipfile
 
 import pytest
 
-from lerpnet import config_checks
+from lerpnet import command_line
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_packaged_configs_are_found_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    packaged = config_checks.PACKAGED_CONFIGS
+    packaged = command_line.PACKAGED_CONFIGS
     for spelled in ("configs/default.py:smoke", "default.py:smoke", "default:smoke"):
-        assert config_checks.packaged_config(spelled) == f"{packaged / 'default.py'}:smoke"
+        assert command_line.packaged_config(spelled) == f"{packaged / 'default.py'}:smoke"
     here = tmp_path / "mine.py"
     here.write_text("")
-    assert config_checks.packaged_config(str(here)) == str(here)  # a file that exists is taken as it is
-    assert config_checks.packaged_config("configs/nothing.py") == "configs/nothing.py"
+    assert command_line.packaged_config(str(here)) == str(here)  # a file that exists is taken as it is
+    assert command_line.packaged_config("configs/nothing.py") == "configs/nothing.py"
 
 
 @pytest.fixture(scope="module")

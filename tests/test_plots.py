@@ -1,10 +1,10 @@
-"""Seconds against N: one panel per thing timed, one line per variant, bad rows refused."""
+"""Training curves, and seconds against N: one panel per thing timed, one line per variant, bad rows refused."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lerpnet.plots import plot_seconds_vs_n
+from lerpnet.plots import plot_curves, plot_seconds_vs_n
 
 
 def test_kernel_and_program_panels_side_by_side(tmp_path):
@@ -25,3 +25,14 @@ def test_bad_rows_are_refused_before_drawing(tmp_path):
     with pytest.raises(ValueError, match="every panel needs rows"):
         plot_seconds_vs_n(tmp_path / "t.png", {"kernel": []})
     assert not (tmp_path / "t.png").exists()
+
+
+def test_training_curves_are_three_panels_before_and_after_the_first_evaluation(tmp_path):
+    train = [{"step": s, "split": "train", "loss": 1.0 / (s + 1)} for s in range(5)]
+    val = [{"step": 4, "split": "val", "loss": 0.5, "iou@0.3": "nan", "iou@0.5": 0.3, "pred_occupancy": 0.1,
+            "target_occupancy": 0.2}]  # a NaN is stored as the string "nan"
+    for records in (train, train + val):
+        path = plot_curves(records, tmp_path / "curves.png")
+        image = np.asarray(Image.open(path).convert("L"))
+        assert image.shape[1] > 3 * image.shape[0] and (image < 200).mean() > 0.01  # loss, IoU, occupancy
+        assert list(tmp_path.iterdir()) == [path]  # written whole: no temporary left

@@ -8,6 +8,7 @@ workdir's block store), write the reports, write the summary.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -54,12 +55,21 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     pairs.csv, topk.json, topk.png, topk/, figure6.png, exports/, summary.json,
     summary_by_split.{json,csv,md} and the gallery. Returns the summary (its "outputs": where each is).
 
+    One run writes a workdir at a time: from the moment it opens the workdir's block store to its
+    return, it holds `<workdir>/.lock`, and a second run on the same workdir is refused with a
+    ValueError naming it (lerpnet.files.exclusive_lock).
+
     Several processes (lerpnet.distributed): every process runs this on the same config and shared
-    workdir and computes its share of the blocks; process 0 then writes everything else and returns
-    the summary, the others return None.
+    workdir and computes its share of the blocks; process 0 holds the lock, then writes everything
+    else and returns the summary, the others return None.
     """
+    with contextlib.ExitStack() as held:  # the store's lock, let go however this ends
+        return _interpolate_and_evaluate(config, pathlib.Path(workdir), files, held)
+
+
+def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, ...],
+                              held: contextlib.ExitStack) -> dict | None:
     started = time.perf_counter()
-    workdir = pathlib.Path(workdir)
     interpolate_config.check(config)
     if config.timing.repeats and jax.process_count() > 1:
         raise ValueError(f"config field timing.repeats={config.timing.repeats} times one process; this run has "
@@ -87,7 +97,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
         "pairs": config.pairs, "steps": config.steps, "threshold": threshold, "implementation": implementation,
         "dtype": config.dtype, "monotonic_tolerance": config.monotonic_tolerance,
     }
-    store = BlockStore(workdir, fingerprint, config.block_pairs)
+    store = held.enter_context(BlockStore(workdir, fingerprint, config.block_pairs))
     distributed.check_same(store.key, "the run's fingerprint (parameters, shapes and settings)")
 
     # 2. Their latents.

@@ -1,5 +1,6 @@
 """The resumable block store: finished blocks of scores on disk, keyed by what computed them.
 
+    <workdir>/.lock              held (flock) by the one run writing here while its store is open
     <workdir>/plan.json          the fingerprint of the run, its key and the block size
     <workdir>/blocks/block_<b>.npz   the scores of block b, with the key, b and the pairs it holds
 
@@ -9,13 +10,15 @@ fingerprint on the same workdir is refused, naming the fields that differ; a blo
 only when it carries this run's key, its own index and exactly the pairs it should hold, so a torn,
 truncated, foreign or copied-over block is computed again instead of being mixed in. Every file
 is written atomically (lerpnet.files), so a kill at any moment leaves whole files or none. Several
-processes may share one store (a shared workdir): each writes only its own blocks.
+processes of one run may share one store (a shared workdir): each writes only its own blocks, and
+process 0 holds the workdir's lock, so a second run on it is refused with a one-line error.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
 import zipfile
 from typing import Any
@@ -40,8 +43,9 @@ def content_hash(tree: Any) -> str:
 class BlockStore:
     """plan.json and blocks/ of one workdir, for one fingerprint (a JSON-able dict of the run's content).
 
-    Constructing it reads and checks what is there and writes nothing; `start` writes plan.json;
-    `load` and `save` are what `stream.stream_blocks` calls for each block.
+    Constructing it reads and checks what is there and writes nothing but the lock of a workdir
+    that exists; `start` creates the workdir, locks it and writes plan.json; `load` and `save` are
+    what `stream.stream_blocks` calls for each block; `close` lets the lock go (use it as a context).
     """
 
     def __init__(self, workdir: str | pathlib.Path, fingerprint: dict, block_pairs: int = 0):
@@ -50,18 +54,37 @@ class BlockStore:
         self.folder = self.workdir / "blocks"
         self.fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from plan.json
         self.key = hashlib.sha256(json.dumps(self.fingerprint, sort_keys=True).encode()).hexdigest()
+        self._lock: int | None = None
+        self.block_pairs = self._check(block_pairs)
+        self._hold_lock()  # a workdir another run is writing: refused now, before any work
+
+    def _check(self, block_pairs: int) -> int:
+        """The block size to use: the stored plan's, after checking it is this run's, else `block_pairs`."""
         stored = self._stored_plan()
-        self.block_pairs = block_pairs
-        if stored is not None:
-            changed = {k: (stored["fingerprint"].get(k), v) for k, v in self.fingerprint.items()
-                       if stored["fingerprint"].get(k) != v}
-            if block_pairs and block_pairs != stored["block_pairs"]:
-                changed["block_pairs"] = (stored["block_pairs"], block_pairs)
-            if changed:
-                detail = "; ".join(f"{k}: {_short(old)} there, {_short(new)} now" for k, (old, new) in changed.items())
-                raise ValueError(f"{self.workdir} holds a run with other settings ({detail[:500]}): use a new "
-                                 f"workdir, or delete {self.folder} and {self.plan_path} to start over")
-            self.block_pairs = stored["block_pairs"]
+        if stored is None:
+            return block_pairs
+        changed = {k: (stored["fingerprint"].get(k), v) for k, v in self.fingerprint.items()
+                   if stored["fingerprint"].get(k) != v}
+        if block_pairs and block_pairs != stored["block_pairs"]:
+            changed["block_pairs"] = (stored["block_pairs"], block_pairs)
+        if changed:
+            detail = "; ".join(f"{k}: {_short(old)} there, {_short(new)} now" for k, (old, new) in changed.items())
+            raise ValueError(f"{self.workdir} holds a run with other settings ({detail[:500]}): use a new "
+                             f"workdir, or delete {self.folder} and {self.plan_path} to start over")
+        return stored["block_pairs"]
+
+    def _hold_lock(self) -> None:
+        """Process 0 locks an existing workdir (lerpnet.files.exclusive_lock) until `close`; when another
+        run holds it, every process of this run stops with the same one-line error."""
+        refused = None
+        if distributed.is_primary() and self._lock is None and self.workdir.is_dir():
+            try:
+                self._lock = files.exclusive_lock(self.workdir / ".lock", "interpolation")
+            except files.InUseError as e:
+                refused = e
+        if distributed.total(refused is not None):
+            raise refused or files.InUseError(f"{self.workdir} is in use by another interpolation (process 0 "
+                                              "could not lock it)")
 
     def _stored_plan(self) -> dict | None:
         """plan.json as written by `start`, or None when there is none (or a damaged one and no blocks)."""
@@ -81,11 +104,13 @@ class BlockStore:
         return stored
 
     def start(self, block_pairs: int) -> None:
-        """Record the plan (fingerprint, key and block size) before the first block is written; with
-        several processes, process 0 writes it and clears temporaries (`stream.stream_share` then
-        waits for every process before any block is saved)."""
+        """Lock the workdir and record the plan (fingerprint, key and block size) before the first block
+        is written; a plan another run wrote since this store was opened is checked again. With several
+        processes, process 0 writes it and clears temporaries (`stream.stream_share` then waits for
+        every process before any block is saved)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.block_pairs = block_pairs
+        self._hold_lock()
+        self.block_pairs = self._check(block_pairs)
         if distributed.is_primary():
             files.remove_stale_temporaries(self.folder)
             files.write_json(self.plan_path, {"fingerprint": self.fingerprint, "key": self.key,
@@ -119,6 +144,18 @@ class BlockStore:
 
     def save(self, b: int, rows: np.ndarray, scores: dict[str, np.ndarray]) -> None:
         files.save_npz(self.path(b), **scores, key=np.array(self.key), index=np.array(b), rows=rows)
+
+    def close(self) -> None:
+        """Let the workdir's lock go (the kernel does when the process ends, however it ends)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> "BlockStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _short(value: Any) -> str:

@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import config_checks, console, distributed, train
+from lerpnet import command_line, console, distributed, train
 from lerpnet.allpairs.program import interpolate_and_evaluate
 
 _CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -52,7 +52,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main, flags_parser=config_checks.parse_flags)
+    app.run(main, flags_parser=command_line.parse_flags)
 
 
 if __name__ == "__main__":

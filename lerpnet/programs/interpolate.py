@@ -12,7 +12,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import config_checks, console, distributed
+from lerpnet import command_line, console, distributed
 from lerpnet.allpairs.program import interpolate_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Interpolation config (configs/interpolate.py[:variant]).",
@@ -40,7 +40,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main, flags_parser=config_checks.parse_flags)
+    app.run(main, flags_parser=command_line.parse_flags)
 
 
 if __name__ == "__main__":

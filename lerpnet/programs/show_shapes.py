@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags
 
-from lerpnet import config_checks, console, render
+from lerpnet import command_line, console, render
 from lerpnet.data import dataset_config, file_ids, file_up_axis, load_dataset, load_voxels, to_z_up
 from lerpnet.data.datasets import SOURCES
 
@@ -75,7 +75,7 @@ def show() -> None:
 
 def run():
     """Console-script entry point."""
-    app.run(main, flags_parser=config_checks.parse_flags)
+    app.run(main, flags_parser=command_line.parse_flags)
 
 
 if __name__ == "__main__":

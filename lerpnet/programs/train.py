@@ -11,7 +11,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lerpnet import config_checks, console, train
+from lerpnet import command_line, console, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:variant]).",
                                           lock_config=True)
@@ -41,7 +41,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main, flags_parser=config_checks.parse_flags)
+    app.run(main, flags_parser=command_line.parse_flags)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,11 @@ def test_every_ordered_pair_derived_equals_every_path_decoded(tiny, steps):
 def test_a_store_is_resumed_from_and_its_blocks_reused(tiny, tmp_path):
     model, params, z, inputs, reference = tiny
     settings = dict(reference=reference, pairs="all", steps=3, implementation="xla", block_pairs=4)
-    store = BlockStore(tmp_path, {"run": "tiny"}, 4)
-    first = score_pairs(model, params, z, inputs, **settings, store=store)
+    with BlockStore(tmp_path, {"run": "tiny"}, 4) as store:
+        first = score_pairs(model, params, z, inputs, **settings, store=store)
     assert (first.num_blocks, first.blocks_computed) == (3, 3)  # 6 unique pairs in 2 blocks, 4 shapes in 1
-    again = score_pairs(model, params, z, inputs, **settings, store=BlockStore(tmp_path, {"run": "tiny"}))
+    with BlockStore(tmp_path, {"run": "tiny"}) as store:
+        again = score_pairs(model, params, z, inputs, **settings, store=store)
     assert again.blocks_computed == 0
     for key, value in first.scores.items():
         np.testing.assert_array_equal(again.scores[key], value, err_msg=key)

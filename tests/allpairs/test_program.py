@@ -17,6 +17,7 @@ import pytest
 
 from configs.default import get_config as train_config
 from configs.interpolate import get_config
+from lerpnet import files
 from lerpnet.data import dataset_config, load_dataset, load_voxels, procedural_chairs, save_binvox
 from lerpnet.allpairs.program import interpolate_and_evaluate
 from lerpnet.train import train_and_evaluate
@@ -175,6 +176,25 @@ def test_the_program_reports_bad_input_in_one_line(trained_run, tmp_path):
     assert run.returncode != 0
     assert run.stderr.strip().splitlines()[-1].startswith("error: ") and "config.json not found" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_second_run_on_a_workdir_in_use_is_refused_in_one_line(trained_run, tmp_path):
+    workdir = tmp_path / "interp"
+    workdir.mkdir()
+    holder = files.exclusive_lock(workdir / ".lock", "interpolation")  # as a first run holds it
+    try:
+        cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
+               f"--workdir={workdir}", f"--config.checkpoint_dir={trained_run}"]
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        os.close(holder)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (f"error: {workdir} is in use by another interpolation (it holds "
+                                                   f"{workdir / '.lock'}); wait for it to finish or pass another "
+                                                   "--workdir")
+    assert [p.name for p in workdir.iterdir()] == [".lock"]  # refused before any work
+    summary = interpolate_and_evaluate(smoke_config(trained_run), workdir)  # let go: the workdir is free
+    assert summary["blocks_computed_now"] == summary["num_blocks"] == 2
 
 
 def copy_of(run: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:

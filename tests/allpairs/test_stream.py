@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from lerpnet import files
 from lerpnet.allpairs.plan import device_mesh, num_blocks, plan_blocks
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.allpairs.store import BlockStore, content_hash
@@ -19,9 +20,9 @@ def plan(block: int):
 
 
 def stream(plan_, workdir, fingerprint=FINGERPRINT):
-    store = BlockStore(workdir, fingerprint, plan_.block_pairs)
-    store.start(plan_.block_pairs)
-    return stream_blocks(plan_, plan_.operands(*OPERANDS), PAIRS, store=store)
+    with BlockStore(workdir, fingerprint, plan_.block_pairs) as store:
+        store.start(plan_.block_pairs)
+        return stream_blocks(plan_, plan_.operands(*OPERANDS), PAIRS, store=store)
 
 
 def test_blocks_persist_resume_and_do_not_depend_on_the_block_size(tmp_path):
@@ -80,12 +81,14 @@ def test_a_rerun_with_other_settings_is_refused_naming_the_fields(tmp_path):
         BlockStore(tmp_path, changed)
     with pytest.raises(ValueError, match=r"block_pairs: 8 there, 16 now"):
         BlockStore(tmp_path, FINGERPRINT, 16)
-    assert BlockStore(tmp_path, FINGERPRINT).block_pairs == 8  # 0 = whatever the workdir has
+    with BlockStore(tmp_path, FINGERPRINT) as store:
+        assert store.block_pairs == 8  # 0 = whatever the workdir has
 
 
 def test_a_zero_byte_plan_is_absent_without_blocks_and_a_clear_error_with_them(tmp_path):
     tmp_path.joinpath("plan.json").write_bytes(b"")
-    assert BlockStore(tmp_path, FINGERPRINT, 8).block_pairs == 8  # nothing computed under it: start afresh
+    with BlockStore(tmp_path, FINGERPRINT, 8) as store:
+        assert store.block_pairs == 8  # nothing computed under it: start afresh
     stream(plan(8), tmp_path)
     tmp_path.joinpath("plan.json").write_bytes(b"")
     with pytest.raises(ValueError, match=r"plan.json is damaged or not a block plan: delete it to resume") as e:
@@ -103,3 +106,24 @@ def test_content_hash_sees_every_byte_and_every_name():
     nudged["a"][3] = np.nextafter(np.float32(3), np.float32(4))
     assert content_hash(nudged) != content_hash(tree)
     assert content_hash({"c": tree["a"], "b": tree["b"]}) != content_hash(tree)
+
+
+def test_one_run_writes_a_workdir_at_a_time(tmp_path):
+    with BlockStore(tmp_path, FINGERPRINT, 8) as first:  # an existing workdir: locked at once
+        with pytest.raises(files.InUseError, match=f"^{tmp_path} is in use by another interpolation "):
+            BlockStore(tmp_path, FINGERPRINT, 8)
+        first.start(8)
+    fresh = tmp_path / "new"
+    with BlockStore(fresh, FINGERPRINT, 8) as first:  # a new one: locked when the plan is written
+        assert not fresh.exists()
+        first.start(8)
+        with pytest.raises(files.InUseError, match=f"^{fresh} is in use by another interpolation "):
+            BlockStore(fresh, FINGERPRINT, 8)
+    late = tmp_path / "late"
+    with BlockStore(late, FINGERPRINT, 8) as first:  # opened before another run wrote its plan there
+        stream(plan(8), late, FINGERPRINT | {"steps": 7})
+        with pytest.raises(ValueError, match=r"holds a run with other settings \(steps: 7 there, 11 now\)"):
+            first.start(8)
+    for folder in (tmp_path, fresh):  # closed: the lock is free again
+        _, stats = stream(plan(8), folder)
+        assert stats.blocks_computed == 4
