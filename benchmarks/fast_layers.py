@@ -10,7 +10,7 @@ so each output parity is a small stride-1 convolution of the undilated input. `C
 names the forms benchmarks/bench_model.py times layer by layer:
 
 - "lax": `lax.conv_transpose`, what Flax runs (the plain form);
-- "subpixel": lerpnet.models' form, one stride-1 3x3x3 convolution to 8x the channels (zeros where a
+- "subpixel": lerpnet.layers' form, one stride-1 3x3x3 convolution to 8x the channels (zeros where a
   parity skips a tap, 27/8 of the useful multiply-adds) and a depth-to-space;
 - "parity": eight exact stride-1 2x2x2 convolutions, one per output parity, interleaved.
 
@@ -25,7 +25,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 
-from lerpnet import models
+from lerpnet import layers
 
 _DN = ("NDHWC", "DHWIO", "NDHWC")
 PARITIES = tuple(itertools.product((0, 1), repeat=3))  # (pd, ph, pw), pd slowest
@@ -42,8 +42,8 @@ def _conv(x, w, padding):
 
 
 def conv_transpose_subpixel(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
-    """lerpnet.models' sub-pixel form: one 3^3 stride-1 conv to 8x channels + depth-to-space."""
-    y = models.subpixel_conv_transpose(x, kernel.astype(x.dtype), 2)
+    """lerpnet.layers' sub-pixel form: one 3^3 stride-1 conv to 8x channels + depth-to-space."""
+    y = layers.subpixel_conv_transpose(x, kernel.astype(x.dtype), 2)
     return y if bias is None else y + bias.astype(y.dtype)
 
 

@@ -37,7 +37,7 @@ class Validation:
     """The validation split of a run, ready to evaluate parameters on.
 
     step: a jitted `(params, packed, mask) -> (sums of metrics with a "count", reconstructions)`
-    (lerpnet.train.eval_step with its model and loss bound).
+    (lerpnet.steps.eval_step with its model and loss bound).
     """
 
     def __init__(self, voxels: np.ndarray, packed: np.ndarray, ids: Sequence[str], model: models.Autoencoder,

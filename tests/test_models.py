@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import models
+from lerpnet import layers, models
 
 # (input length, in channels, out channels, kernel, stride): the model's layers, then odd geometries.
 TRANSPOSED = [(16, 32, 1, 4, 2), (8, 16, 32, 4, 2), (5, 3, 2, 3, 2), (4, 2, 3, 5, 3)]
@@ -23,7 +23,7 @@ def _close(a, b, tol=1e-5):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=tol * scale)
 
 
-@pytest.mark.parametrize("fast", [models.subpixel_conv_transpose, models.matmul_conv_transpose])
+@pytest.mark.parametrize("fast", [layers.subpixel_conv_transpose, layers.matmul_conv_transpose])
 @pytest.mark.parametrize("n,cin,cout,k,s", TRANSPOSED)
 def test_conv_transpose_equals_flax(fast, n, cin, cout, k, s):
     x = _random((2, n, n, n, cin), 0)
@@ -36,7 +36,7 @@ def test_conv_transpose_equals_flax(fast, n, cin, cout, k, s):
     _close(fast(x, kernel, s) + params["params"]["bias"], want)
 
 
-@pytest.mark.parametrize("fast", [models.subpixel_conv, models.matmul_conv])
+@pytest.mark.parametrize("fast", [layers.subpixel_conv, layers.matmul_conv])
 @pytest.mark.parametrize("n,cin,cout,k,s,padding", STRIDED)
 def test_strided_conv_equals_flax(fast, n, cin, cout, k, s, padding):
     x = _random((2, n, n, n, cin), 3)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lerpnet.configs import default as default_config
-from lerpnet import losses, train
+from lerpnet import losses, steps, train
 from lerpnet.workdir import Workdir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,8 +40,8 @@ def test_smoke_run_writes_the_workdir_and_resumes_exactly(tmp_path, monkeypatch)
     full, split = tmp_path / "full", tmp_path / "split"
     final = train.train_and_evaluate(smoke_config(), str(full))
 
-    assert set(final) == {f"iou@{t}" for t in train.THRESHOLDS} | {"pred_occupancy", "target_occupancy", "loss"}
-    assert {0.2, 0.3, 0.4, 0.5, 0.6, 0.7} <= set(train.THRESHOLDS)
+    assert set(final) == {f"iou@{t}" for t in steps.THRESHOLDS} | {"pred_occupancy", "target_occupancy", "loss"}
+    assert {0.2, 0.3, 0.4, 0.5, 0.6, 0.7} <= set(steps.THRESHOLDS)
     assert json.loads((full / "config.json").read_text())["train"]["num_steps"] == 6
     records = read_metrics(full)
     assert [r["step"] for r in records if r["split"] == "val"] == [0, 3, 6]
@@ -78,7 +78,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                                  resume_with_changes=True)
     with Workdir(tmp_path) as wd:
         assert wd.latest_step() == 4
-        state = wd.restore(train.create_state(smoke_config()))
+        state = wd.restore(steps.create_state(smoke_config()))
     assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
 
 
@@ -87,7 +87,7 @@ def test_data_parallel_on_four_devices_matches_one_device(tmp_path):
         import jax, numpy as np
         from jax.sharding import NamedSharding, PartitionSpec as P
         from configs import default
-        from lerpnet import train
+        from lerpnet import steps, train
         from lerpnet.data import procedural_chairs
         assert jax.local_device_count() == 4, jax.devices()
         config = default.get_config("smoke")
@@ -96,10 +96,10 @@ def test_data_parallel_on_four_devices_matches_one_device(tmp_path):
         assert np.isfinite(final["loss"]), final
 
         # One step on 4 devices (batch split, state replicated) equals the same step on one device.
-        state = train.create_state(config)
+        state = steps.create_state(config)
         packed = np.asarray(train._pack(procedural_chairs(16, 0)))
         idx = np.arange(8, dtype=np.int32)
-        step = jax.jit(lambda s, p, i: train.train_step(s, p, i, config=config))
+        step = jax.jit(lambda s, p, i: steps.train_step(s, p, i, config=config))
         one_state, one = step(state, packed, idx)
         mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
         rep, bat = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
@@ -117,10 +117,10 @@ def test_data_parallel_on_four_devices_matches_one_device(tmp_path):
 
 def test_batch_indices_cover_each_epoch_and_are_a_function_of_the_step():
     n, b = 10, 4
-    stream = np.concatenate([train.batch_indices(s, n, b, seed=3) for s in range(5)])  # 2 epochs exactly
+    stream = np.concatenate([steps.batch_indices(s, n, b, seed=3) for s in range(5)])  # 2 epochs exactly
     assert sorted(stream[:n]) == list(range(n)) and sorted(stream[n:]) == list(range(n))
     assert not np.array_equal(stream[:n], stream[n:])
-    np.testing.assert_array_equal(train.batch_indices(3, n, b, seed=3), stream[12:16])
+    np.testing.assert_array_equal(steps.batch_indices(3, n, b, seed=3), stream[12:16])
 
 
 @pytest.mark.parametrize("name", losses.LOSSES)

@@ -1,4 +1,4 @@
-"""The training options of lerpnet.train: each changes the step, stays finite, and is off by default;
+"""The training options of lerpnet.steps: each changes the step, stays finite, and is off by default;
 the weight EMA's rule; the threshold chosen on validation."""
 
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import metrics, train
+from lerpnet import metrics, steps, train
 from lerpnet.configs import default as default_config
 from lerpnet.data import procedural_chairs
 from lerpnet.workdir import Workdir
@@ -37,11 +37,11 @@ def batch():
     return packed, np.arange(4, dtype=np.int32)
 
 
-def _step(config, batch, steps=2):
-    """The state after `steps` steps and the last step's outputs (its loss is after step 1's update)."""
-    state = train.create_state(config)
-    step = jax.jit(lambda s, p, i: train.train_step(s, p, i, config=config))
-    for _ in range(steps):
+def _step(config, batch, num_steps=2):
+    """The state after `num_steps` steps and the last step's outputs (its loss is after step 1's update)."""
+    state = steps.create_state(config)
+    step = jax.jit(lambda s, p, i: steps.train_step(s, p, i, config=config))
+    for _ in range(num_steps):
         state, out = step(state, *batch)
     return state, out
 
@@ -51,7 +51,7 @@ def test_options_are_off_by_default():
     assert config.train.ema_decay == 0 and config.train.latent_noise == 0 and config.acai.weight == 0
     assert config.loss.overlap_weight == 0 and config.augment.max_shift == 0 and config.augment.erase_prob == 0
     assert config.model.encoder_blocks == 0 and config.model.encoder_dropout == 0
-    state = train.create_state(_config())
+    state = steps.create_state(_config())
     assert state.ema_params is None and state.critic is None
 
 
@@ -67,23 +67,23 @@ def test_train_step_uses_the_options_and_stays_finite(batch):
 
 def test_latent_noise_scales_with_the_batch_spread():
     z = jnp.stack([jnp.zeros((2, 2, 2, 8)), 10 * jnp.ones((2, 2, 2, 8))])  # std over the batch: 5
-    noisy = train._noisy(z, 0.1, jax.random.key(0))
+    noisy = steps._noisy(z, 0.1, jax.random.key(0))
     assert 0.2 < float(jnp.std(noisy - z)) < 0.8
-    np.testing.assert_array_equal(train._noisy(z, 0.0, jax.random.key(0)), z)
+    np.testing.assert_array_equal(steps._noisy(z, 0.0, jax.random.key(0)), z)
 
 
 def test_ema_rule():
     ema, params = {"w": jnp.zeros(3)}, {"w": jnp.ones(3)}
-    late = train.ema_update(ema, params, 0.9, jnp.asarray(1000))
+    late = steps.ema_update(ema, params, 0.9, jnp.asarray(1000))
     np.testing.assert_allclose(late["w"], np.full(3, 0.1), rtol=1e-6)  # d = decay: (1 + t) / (10 + t) is above it
-    early = train.ema_update(ema, params, 0.9, jnp.asarray(0))
+    early = steps.ema_update(ema, params, 0.9, jnp.asarray(0))
     np.testing.assert_allclose(early["w"], np.full(3, 0.9), rtol=1e-6)  # d = 1/10 at step 0: the average starts from the weights
 
 
 def test_ema_and_acai_in_the_step(batch):
     config = _config({**EMA, **ACAI})
-    start = train.create_state(config)
-    state, out = _step(config, batch, steps=1)
+    start = steps.create_state(config)
+    state, out = _step(config, batch, num_steps=1)
     d = min(0.99, 1 / 10)  # step 0
     for e, e0, p in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(start.ema_params),
                         jax.tree.leaves(state.params)):
@@ -94,10 +94,10 @@ def test_ema_and_acai_in_the_step(batch):
     assert float(out["critic_loss"]) > 0
     assert all(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.critic.params),
                                                          jax.tree.leaves(start.critic.params)))
-    assert train.evaluated_params(state) is state.ema_params
+    assert steps.evaluated_params(state) is state.ema_params
     as_dict = {"params": state.params, "ema_params": state.ema_params}
-    assert train.evaluated_params(as_dict) is state.ema_params
-    assert train.evaluated_params({"params": state.params, "ema_params": None}) is state.params
+    assert steps.evaluated_params(as_dict) is state.ema_params
+    assert steps.evaluated_params({"params": state.params, "ema_params": None}) is state.params
 
 
 def test_ema_and_critic_are_checkpointed_and_restored(tmp_path):
@@ -105,7 +105,7 @@ def test_ema_and_critic_are_checkpointed_and_restored(tmp_path):
     final = train.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(final["loss"])
     with Workdir(tmp_path) as wd:
-        state = wd.restore(train.create_state(config))
+        state = wd.restore(steps.create_state(config))
     assert int(state.step) == config.train.num_steps == int(state.critic.step)
     assert not np.array_equal(jax.tree.leaves(state.ema_params)[0], jax.tree.leaves(state.params)[0])
 
