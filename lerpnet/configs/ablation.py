@@ -8,7 +8,7 @@ Writes ablation.csv, ablation.json and ablation.md into the workdir (one row per
 changes against the base, validation IoU mean and spread over the seeds, ...), and one training
 workdir per run under runs/. Rerunning resumes: finished runs are skipped, interrupted ones resume
 from their checkpoints. Variants are named in VARIANTS; pick rows with
---config.ablation.variants=base,ema,... (join names with '+' to stack them: combined+translate)
+--config.ablation.variants=base,ema,... (join names with "+" to stack them: combined+dropout)
 and the schedule with --config.train.num_steps=...
 The default (7 rows x 3 seeds of 2,000 steps, 4 trainings at a time on one GPU) is sized to take
 under 9 minutes on one H100/H200-class GPU (no run starts after 7 minutes: rerun for any left);
@@ -41,6 +41,8 @@ VARIANTS = {
     "latent_noise": {"train.latent_noise": 0.1},
     "weight_decay": {"train.weight_decay": 1e-2},
     "acai": {"acai.weight": 0.5},
+    # the first winner (EMA, residual block, Tversky), on which the later rows stack ("ema_residual_tversky+translate")
+    "ema_residual_tversky": {k: v for k, v in modelnet_chairs.WINNER.items() if k != "augment.max_shift"},
     "combined": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base
 }
 DEFAULT_ROWS = "base,ema,residual,translate,tversky,acai,combined"
@@ -48,7 +50,7 @@ DEFAULT_ROWS = "base,ema,residual,translate,tversky,acai,combined"
 
 def changes(row: str) -> dict:
     """The config fields a row changes against the base: a VARIANTS name, or names joined by '+' applied
-    in that order (e.g. "combined+translate": the winner with small translations)."""
+    in that order (e.g. "combined+dropout": the winner with encoder dropout)."""
     parts = row.split("+")
     unknown = [p for p in parts if p not in VARIANTS]
     if unknown:
