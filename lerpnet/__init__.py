@@ -6,11 +6,12 @@ The notebook API (`lerpnet.trained`):
 The ops (`lerpnet.ops`): `interpolate` / `interpolate_pairs` (all-pairs latent interpolation) and
 `lerp_decode` / `lerp_decode_all_pairs` (interpolation folded into the decoder, to bit-packed shapes).
 The all-pairs function: `score_pairs` (`lerpnet.allpairs`), every pair's path decoded and scored.
-Modules: `data` (files, datasets, procedural chairs), `models`, `train`, `workdir` (a training run on
-disk), `export` (meshes, strips, GIFs), `render` (pictures), `bitpack`.
+Modules: `data` (files, datasets, procedural chairs), `models` (the autoencoder), `layers` (its fast
+convolution forms), `steps` (the pure training steps), `train` (the training loop), `workdir` (a
+training run on disk), `export` (meshes, strips, GIFs), `render` (pictures), `bitpack`.
 """
 
-from lerpnet import bitpack, data, export, models, render, train, workdir
+from lerpnet import bitpack, data, export, layers, models, render, steps, train, workdir
 from lerpnet.allpairs import score_pairs
 from lerpnet.ops.lerp import interpolate, interpolate_pairs
 from lerpnet.ops.lerp_decode import lerp_decode, lerp_decode_all_pairs
@@ -23,6 +24,7 @@ __all__ = [
     "export",
     "interpolate",
     "interpolate_pairs",
+    "layers",
     "lerp_decode",
     "lerp_decode_all_pairs",
     "load",
@@ -30,6 +32,7 @@ __all__ = [
     "models",
     "render",
     "score_pairs",
+    "steps",
     "train",
     "workdir",
 ]
