@@ -47,7 +47,26 @@ from lerpnet.allpairs.shapes import PAIR_MODES
 from lerpnet.ops.lerp_decode import IMPLEMENTATIONS
 
 
+# Variant -> the fields it changes against the defaults (flattened names, as on the command line).
+VARIANTS = {
+    "smoke": {"num_shapes": 6, "steps": 5, "block_pairs": 8, "memory_budget_mb": 512.0, "encode_batch": 8,
+              "top_k": 2, "export.count": 1, "export.image_size": 64, "progress": False},
+    # what `experiments.demo` (bin/train) draws: the validation chairs' paths
+    "demo": {"shapes.split": "val", "num_shapes": 16, "top_k": 6, "export.count": 4},
+    "modelnet_study": {"num_shapes": 50, "pairs": "all", "write_csv": False, "timing.repeats": 5,
+                       "timing.warmup": 1},
+    "modelnet_chairs": {"num_shapes": 200, "top_k": 12, "export.count": 6},
+    "modelnet_wall": {"num_shapes": 1000, "pairs": "all", "shapes.rotations": "all",
+                      "shapes.split": "val+train+rotated", "write_csv": False, "timing.repeats": 2,
+                      "timing.warmup": 0,  # the persisted run before it is the warm-up
+                      "export.count": 1},
+}
+
+
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    if variant and variant not in VARIANTS:
+        *first, last = VARIANTS
+        raise ValueError(f"unknown variant {variant!r}: expected {', '.join(map(repr, ['', *first]))} or {last!r}")
     cfg = ml_collections.ConfigDict()
     cfg.checkpoint_dir = ""  # the trained run: its workdir (config.json + checkpoints), latest step
     cfg.checkpoint_step = -1  # a particular checkpoint step of that run (-1 = the latest)
@@ -94,43 +113,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.timing.warmup = 1
     cfg.progress = True
 
-    if variant == "smoke":
-        cfg.num_shapes = 6
-        cfg.steps = 5
-        cfg.block_pairs = 8
-        cfg.memory_budget_mb = 512.0
-        cfg.encode_batch = 8
-        cfg.top_k = 2
-        cfg.export.count = 1
-        cfg.export.image_size = 64
-        cfg.progress = False
-    elif variant == "demo":  # what `experiments.demo` (bin/train) draws: the validation chairs' paths
-        cfg.shapes.split = "val"
-        cfg.num_shapes = 16
-        cfg.top_k = 6
-        cfg.export.count = 4
-    elif variant == "modelnet_study":
-        cfg.num_shapes = 50
-        cfg.pairs = "all"
-        cfg.write_csv = False
-        cfg.timing.repeats = 5
-        cfg.timing.warmup = 1
-    elif variant == "modelnet_chairs":
-        cfg.num_shapes = 200
-        cfg.top_k = 12
-        cfg.export.count = 6
-    elif variant == "modelnet_wall":
-        cfg.num_shapes = 1000
-        cfg.pairs = "all"
-        cfg.shapes.rotations = "all"
-        cfg.shapes.split = "val+train+rotated"
-        cfg.write_csv = False
-        cfg.timing.repeats = 2
-        cfg.timing.warmup = 0  # the persisted run before it is the warm-up
-        cfg.export.count = 1
-    elif variant:
-        raise ValueError(f"unknown variant {variant!r}: expected '', 'smoke', 'demo', 'modelnet_study', "
-                         "'modelnet_chairs' or 'modelnet_wall'")
+    cfg.update_from_flattened_dict(VARIANTS.get(variant, {}))
     return cfg
 
 

@@ -1,4 +1,4 @@
-"""What both ops share: input checks, the row layout, step weights, launch checks, interpret settings.
+"""What both ops share: input checks, the row layout and its padding, step weights, launch checks, interpret settings.
 
 Every interpolation kernel works on latents flattened to rows of 64 numbers (one 8x8 tile each).
 Ragged sizes are handled without masks: a block's start is clamped to `n - block`, so the last block
@@ -10,7 +10,7 @@ and sliced back.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +78,39 @@ class Launch:
 def pad_rows(z: jax.Array, rows: int) -> jax.Array:
     """`z` with zero rows appended up to `rows` rows (no-op when it already has that many)."""
     return jnp.pad(z, ((0, max(rows - z.shape[0], 0)), (0, 0)))
+
+
+def one_block(launch: Launch, n: int) -> int:
+    """Rows an all-pairs input needs when ragged N is clamped, not padded: one i block and one j block."""
+    return max(launch.block_i, launch.block_j)
+
+
+def one_pairs_block(launch: Launch, p: int) -> int:
+    """Rows a chosen-pairs input needs: one block of pairs."""
+    return launch.pairs_block
+
+
+def padded_kernel(launch_type: type[Launch], rows: Callable[[Launch, int], int]):
+    """Decorator turning a kernel body into a kernel module's public `all_pairs` / `pairs`.
+
+    The body `body(*arrays, steps=, launch=, interpret=)` gets its (R, 64) row arrays zero-padded to
+    `rows(launch, R)` rows and returns the padded output; the public function (jitted with steps,
+    launch and interpret static, `launch` defaulting to `launch_type()`) slices every row axis back
+    to R: the first two of all pairs' (N, N, steps, 64), the first of chosen pairs' (P, steps, 64).
+    """
+
+    def decorate(body: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+        def kernel(*arrays: jax.Array, steps: int, launch: Launch = launch_type(), interpret: bool = False):
+            size = arrays[0].shape[0]
+            out = body(*(pad_rows(x, rows(launch, size)) for x in arrays), steps=steps, launch=launch,
+                       interpret=interpret)
+            return out[(slice(0, size),) * (out.ndim - 2)]
+
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):  # not __wrapped__: jit reads the signature
+            setattr(kernel, name, getattr(body, name))
+        return jax.jit(kernel, static_argnames=("steps", "launch", "interpret"))
+
+    return decorate
 
 
 def clamped_start(axis_name: str, block: int, n: int) -> jax.Array:

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from lerpnet.ops.common import Launch, clamped_start, mosaic_interpret, pad_rows, step_weights
+from lerpnet.ops.common import (Launch, clamped_start, mosaic_interpret, one_block, one_pairs_block, padded_kernel,
+                                step_weights)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,13 +34,10 @@ class MosaicGlobalLaunch(Launch):
     pairs_block: int = 16
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
-def all_pairs(z: jax.Array, *, steps: int, launch: MosaicGlobalLaunch = MosaicGlobalLaunch(),
-              interpret: bool = False) -> jax.Array:
+@padded_kernel(MosaicGlobalLaunch, one_block)
+def all_pairs(z: jax.Array, *, steps: int, launch: MosaicGlobalLaunch, interpret: bool) -> jax.Array:
     """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
-    size = z.shape[0]
     block_i, block_j = launch.block_i, launch.block_j
-    z = pad_rows(z, max(block_i, block_j))  # fewer rows than a block: padded, the output sliced back
     n, d = z.shape
 
     @functools.partial(
@@ -63,15 +61,13 @@ def all_pairs(z: jax.Array, *, steps: int, launch: MosaicGlobalLaunch = MosaicGl
 
         jax.lax.fori_loop(0, block_i * steps, write_row, None)
 
-    return kernel(z, jnp.broadcast_to(z[:, None, :], (n, block_j, d)))[:size, :size]
+    return kernel(z, jnp.broadcast_to(z[:, None, :], (n, block_j, d)))
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
-def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicGlobalLaunch = MosaicGlobalLaunch(),
-          interpret: bool = False) -> jax.Array:
+@padded_kernel(MosaicGlobalLaunch, one_pairs_block)
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicGlobalLaunch, interpret: bool) -> jax.Array:
     """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
-    size, block = a.shape[0], launch.pairs_block
-    a, b = pad_rows(a, block), pad_rows(b, block)  # fewer rows than a block: padded, the output sliced back
+    block = launch.pairs_block
     p, d = a.shape
 
     @functools.partial(
@@ -93,4 +89,4 @@ def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicGlobalLaunch 
 
         jax.lax.fori_loop(0, steps, write_step, None)
 
-    return kernel(a, b)[:size]
+    return kernel(a, b)

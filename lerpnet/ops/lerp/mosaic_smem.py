@@ -21,7 +21,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from lerpnet.ops.common import Launch, clamped_start, mosaic_interpret, pad_rows, step_weights
+from lerpnet.ops.common import (Launch, clamped_start, mosaic_interpret, one_block, one_pairs_block, padded_kernel,
+                                step_weights)
 
 # Staging tiles hold at most this many steps; longer paths are written in chunks of it.
 MAX_STEP_CHUNK = 11
@@ -43,13 +44,10 @@ class MosaicSmemLaunch(Launch):
     pairs_block: int = 16
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
-def all_pairs(z: jax.Array, *, steps: int, launch: MosaicSmemLaunch = MosaicSmemLaunch(),
-              interpret: bool = False) -> jax.Array:
+@padded_kernel(MosaicSmemLaunch, one_block)
+def all_pairs(z: jax.Array, *, steps: int, launch: MosaicSmemLaunch, interpret: bool) -> jax.Array:
     """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
-    size = z.shape[0]
     block_i, block_j, buffers = launch.block_i, launch.block_j, launch.buffers
-    z = pad_rows(z, max(block_i, block_j))  # fewer rows than a block: padded, the output sliced back
     n, d = z.shape
     chunk = min(steps, MAX_STEP_CHUNK)
     chunks = pl.cdiv(steps, chunk)
@@ -91,15 +89,13 @@ def all_pairs(z: jax.Array, *, steps: int, launch: MosaicSmemLaunch = MosaicSmem
         jax.lax.fori_loop(0, block_i * chunks, write_tile, None)
         plgpu.wait_smem_to_gmem(0)
 
-    return kernel(z)[:size, :size]
+    return kernel(z)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
-def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicSmemLaunch = MosaicSmemLaunch(),
-          interpret: bool = False) -> jax.Array:
+@padded_kernel(MosaicSmemLaunch, one_pairs_block)
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicSmemLaunch, interpret: bool) -> jax.Array:
     """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
-    size, block = a.shape[0], launch.pairs_block
-    a, b = pad_rows(a, block), pad_rows(b, block)  # fewer rows than a block: padded, the output sliced back
+    block = launch.pairs_block
     p, d = a.shape
     chunk = min(steps, MAX_STEP_CHUNK)
     chunks = pl.cdiv(steps, chunk)
@@ -137,4 +133,4 @@ def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: MosaicSmemLaunch = 
         jax.lax.fori_loop(0, chunks, write_tile, None)
         plgpu.wait_smem_to_gmem(0)
 
-    return kernel(a, b)[:size]
+    return kernel(a, b)

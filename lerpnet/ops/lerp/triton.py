@@ -13,7 +13,6 @@ explicitly because the default backend of `pallas_call` changed between jax rele
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import ClassVar
 
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from lerpnet.ops.common import Launch, pad_rows, step_weights
+from lerpnet.ops.common import Launch, one_pairs_block, padded_kernel, step_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +40,16 @@ def _params(interpret: bool, launch: TritonLaunch) -> pltriton.CompilerParams | 
     return None if interpret else pltriton.CompilerParams(num_warps=launch.num_warps, num_stages=1)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
-def all_pairs(z: jax.Array, *, steps: int, launch: TritonLaunch = TritonLaunch(), interpret: bool = False) -> jax.Array:
+def _whole_blocks(launch: TritonLaunch, n: int) -> int:
+    """Rows an all-pairs input is padded to: whole i blocks and whole j blocks (no masked blocks)."""
+    whole = math.lcm(launch.block_i, launch.block_j)
+    return pl.cdiv(n, whole) * whole
+
+
+@padded_kernel(TritonLaunch, _whole_blocks)
+def all_pairs(z: jax.Array, *, steps: int, launch: TritonLaunch, interpret: bool) -> jax.Array:
     """out[i, j, s] = (1 - t_s) z[i] + t_s z[j] for z (N, 64): returns (N, N, steps, 64) in z's dtype."""
-    size = z.shape[0]
     block_i, block_j = launch.block_i, launch.block_j
-    whole = math.lcm(block_i, block_j)
-    z = pad_rows(z, pl.cdiv(size, whole) * whole)  # whole blocks: padded, the output sliced back
     n, d = z.shape
 
     def kernel(zi_ref, zj_ref, out_ref):
@@ -66,15 +68,13 @@ def all_pairs(z: jax.Array, *, steps: int, launch: TritonLaunch = TritonLaunch()
         compiler_params=_params(interpret, launch),
         interpret=interpret,
         name="lerp_all_pairs_triton",
-    )(z, z)[:size, :size]
+    )(z, z)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "launch", "interpret"))
-def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: TritonLaunch = TritonLaunch(),
-          interpret: bool = False) -> jax.Array:
+@padded_kernel(TritonLaunch, one_pairs_block)
+def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: TritonLaunch, interpret: bool) -> jax.Array:
     """out[p, s] = (1 - t_s) a[p] + t_s b[p] for a, b (P, 64): returns (P, steps, 64), a's dtype."""
-    size, block = a.shape[0], launch.pairs_block
-    a, b = pad_rows(a, block), pad_rows(b, block)  # fewer rows than a block: padded, the output sliced back
+    block = launch.pairs_block
     p, d = a.shape
 
     def kernel(a_ref, b_ref, out_ref):
@@ -92,4 +92,4 @@ def pairs(a: jax.Array, b: jax.Array, *, steps: int, launch: TritonLaunch = Trit
         compiler_params=_params(interpret, launch),
         interpret=interpret,
         name="lerp_pairs_triton",
-    )(a, b)[:size]
+    )(a, b)

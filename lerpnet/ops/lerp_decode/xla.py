@@ -1,5 +1,5 @@
 """lerp_decode's fused math in one jit: lerp after the affine first layer, bf16 sub-pixel transposed
-convolutions (lerpnet.models), threshold and pack, `chunk` pairs at a time under `lax.map`.
+convolutions (lerpnet.layers), threshold and pack, `chunk` pairs at a time under `lax.map`.
 
 The fast non-Pallas formulation, and the Triton kernel's reference on the device.
 """
@@ -12,7 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lerpnet import models
+from lerpnet import layers, models
 from lerpnet.bitpack import pack_voxels
 from lerpnet.ops.common import Launch, step_weights
 from lerpnet.ops.lerp_decode.common import decoder_params, fc_rows
@@ -45,8 +45,8 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
     def one_chunk(ij_c):
         x = act(u * h[ij_c[:, 0]][:, None] + t * h[ij_c[:, 1]][:, None])
         x = x.reshape(-1, *h.shape[1:]).astype(jnp.bfloat16)
-        x = act(models.subpixel_conv_transpose(x, w1, 2) + dec["up1"]["bias"].astype(jnp.bfloat16))
-        logits = models.subpixel_conv_transpose(x, w2, 2)[..., 0].astype(jnp.float32) + dec["up2"]["bias"][0]
+        x = act(layers.subpixel_conv_transpose(x, w1, 2) + dec["up1"]["bias"].astype(jnp.bfloat16))
+        logits = layers.subpixel_conv_transpose(x, w2, 2)[..., 0].astype(jnp.float32) + dec["up2"]["bias"][0]
         return pack_voxels(logits > logit).reshape(chunk, stop - first, 32, 32)
 
     return jax.lax.map(one_chunk, ij).reshape(-1, stop - first, 32, 32)[:p]
