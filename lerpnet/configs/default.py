@@ -21,7 +21,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config = train.default_config()
     config.data = dataset_config(source="procedural", num_shapes=1000, seed=0)
     config.loss.pos_weight = 3.0  # a short run: weighting the full voxels more gets past "all empty" sooner
-    config.train.update(batch_size=16, num_steps=400, learning_rate=3e-3, warmup_steps=20, log_every=20,
+    config.train.update(batch_size=16, num_steps=300, learning_rate=3e-3, warmup_steps=20, log_every=20,
                         eval_every=100, checkpoint_every=100)
     if variant == "smoke":
         smoke(config)
