@@ -47,7 +47,8 @@ def plot_curves(records: list[dict], path: str | pathlib.Path) -> pathlib.Path:
     axes[2].set(title="validation occupancy (threshold 0.5)", xlabel="step")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", ncol=2)
+        if ax.get_legend_handles_labels()[0]:  # before the first evaluation the validation panels are empty
+            ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     return _save(fig, path, dpi=100)
 

@@ -1,5 +1,7 @@
 """Training curves, and seconds against N: one panel per thing timed, one line per variant, bad rows refused."""
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -32,7 +34,9 @@ def test_training_curves_are_three_panels_before_and_after_the_first_evaluation(
     val = [{"step": 4, "split": "val", "loss": 0.5, "iou@0.3": "nan", "iou@0.5": 0.3, "pred_occupancy": 0.1,
             "target_occupancy": 0.2}]  # a NaN is stored as the string "nan"
     for records in (train, train + val):
-        path = plot_curves(records, tmp_path / "curves.png")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no empty legends before the first evaluation
+            path = plot_curves(records, tmp_path / "curves.png")
         image = np.asarray(Image.open(path).convert("L"))
         assert image.shape[1] > 3 * image.shape[0] and (image < 200).mean() > 0.01  # loss, IoU, occupancy
         assert list(tmp_path.iterdir()) == [path]  # written whole: no temporary left
