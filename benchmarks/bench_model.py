@@ -124,13 +124,12 @@ class Bench:
         logging.info("%s", {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()})
 
     def write(self) -> None:
-        key = _torch_peer
         best = {}  # the fastest PyTorch row of each task and decoder width, whatever its dtype and form
         for r in self.rows:
             if r["framework"].startswith("torch"):
-                best[key(r)] = max(best.get(key(r), 0.0), r["shapes_per_s"])
+                best[_torch_peer(r)] = max(best.get(_torch_peer(r), 0.0), r["shapes_per_s"])
         for r in self.rows:
-            ref = best.get(key(r))
+            ref = best.get(_torch_peer(r))
             if ref and not r["framework"].startswith("torch"):
                 r["ratio_to_best_torch"] = r["shapes_per_s"] / ref
         self.meta["wall_s"] = time.perf_counter() - self.start
