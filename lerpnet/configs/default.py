@@ -6,8 +6,7 @@ Expected (measured 2026-12-01 on 2 CPU cores, jax 0.11.2, float32): validation I
 the 100 held-out procedural chairs at the threshold chosen on validation (0.324 at step 100, 0.425 at
 200, 0.475 at 300), 1.6-1.8 steps/s, 3 minutes for the 300 steps; reconstructions show seat, back and
 legs (<workdir>/reconstructions/). `bin/train` (set-up, this training, then Algorithm 1 on the
-validation chairs) took 5 minutes from a fresh clone. More steps reconstruct better (0.568 after 400,
-0.613 after 500) at about 35 s per 100 steps. No data to download: the chairs are generated.
+validation chairs) took 5 minutes from a fresh clone (results/demo/). No data to download: the chairs are generated.
 Smoke variant (a few steps of a tiny model, for tests): --config=configs/default.py:smoke
 """
 

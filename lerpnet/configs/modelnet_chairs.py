@@ -21,7 +21,7 @@ validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
 (best 0.701 at step 4,000, 0.681 at the end), hence 6,000. `benchmarks/reproduce_gpu.sh OUTDIR
 train` runs this command and writes the files of results/train/.
 Variant `:cpu`: a useful model on 2 CPU cores (canonical poses, 700 steps of 32): validation IoU
-0.647 at the threshold chosen on validation (0.7; IoU@0.5 0.641), 13 min 40 s on 2 cores. Smoke variant (a few steps of a tiny model on 24 chairs, for tests):
+0.647 at the threshold chosen on validation (0.7; IoU@0.5 0.640), 13 min 40 s on 2 cores. Smoke variant (a few steps of a tiny model on 24 chairs, for tests):
 --config=configs/modelnet_chairs.py:smoke
 """
 
@@ -62,8 +62,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
         default.smoke(config)
     if variant == "cpu":  # a useful model on 2 CPU cores in under 15 minutes: canonical poses, small and short
         # Measured 2026-12-01 (jax 0.11.2, float32, 2 CPU cores): validation IoU 0.551 at step 200, 0.626 at
-        # 400, 0.645 at 600, 0.647 at 700 (threshold 0.7; IoU@0.5 0.641) on the 84 held-out chairs; 13 min
-        # 40 s for the whole command (1,200 steps took 22 minutes: more than the 15 this variant is for).
+        # 400, 0.645 at 600, 0.647 at 700 (threshold 0.7; IoU@0.5 0.640) on the 84 held-out chairs; 13 min
+        # 40 s for the whole command (results/train_cpu/). 700 steps keep it under the 15 minutes it is for.
         config.data.rotations = "canonical"
         config.augment.max_shift = 0  # measured without translations (a short run: not ablated)
         config.model.update(encoder_features=(32, 16), decoder_features=(16, 32))
