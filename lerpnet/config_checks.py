@@ -199,6 +199,7 @@ TRAINING_RULES: dict[str, Rule] = {
     "acai.weight": number(0.0),
     "acai.gamma": _FRACTION,
     "acai.critic_features": each(integer(1)),
+    "morph.weight": number(0.0),
     "train.batch_size": integer(1),
     "train.num_steps": integer(1),
     "train.learning_rate": number(0.0, low_open=True),

@@ -2,8 +2,8 @@
 order, and the step functions (`train_step`, `eval_step`) that lerpnet.train jits and loops over.
 
 The steps take the train state, the bit-packed dataset (kept on the devices, 4 KiB a shape) and
-batch indices; their options (augmentation, latent noise, weight EMA, the ACAI critic) are config
-fields, all off by default. Nothing here writes, logs or reads files.
+batch indices; their options (augmentation, latent noise, weight EMA, the morph term, the ACAI critic) are
+config fields, all off by default. Nothing here writes, logs or reads files.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from lerpnet import acai, augment, losses, metrics, models
+from lerpnet import acai, augment, losses, metrics, models, morph
 from lerpnet.bitpack import unpack_voxels
 
 # Validation IoU is reported at each; `metrics.choose_threshold` picks the run's threshold from them.
@@ -112,34 +112,43 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
                config: ml_collections.ConfigDict) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on shapes `packed[idx]` with the options of `config` (the training config);
     the losses reported are before the update ("loss" is what is minimised)."""
-    tc, acai_cfg = config.train, config.acai
+    tc, acai_cfg, morph_weight = config.train, config.acai, config.morph.weight
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
     k_augment, k_dropout, k_noise, k_alpha = jax.random.split(key, 4)
+    k_morph = jax.random.fold_in(key, 1)  # beside the split, which stays as it was before the morph term
     inputs, targets = augment.augment(unpack_voxels(packed[idx]), k_augment, config.augment)
 
     def loss_fn(params):
         z = state.apply_fn(params, inputs, True, method=models.Autoencoder.encode, rngs={"dropout": k_dropout})
         logits = state.apply_fn(params, _noisy(z, tc.latent_noise, k_noise), method=models.Autoencoder.decode)
         reconstruction = jnp.mean(losses.voxel_loss(logits, targets, config.loss))
-        if not acai_cfg.weight:
-            return reconstruction, {}
-        mixed, alpha = acai.interpolants(z, k_alpha)
-        interpolated = jax.nn.sigmoid(state.apply_fn(params, mixed, method=models.Autoencoder.decode))
-        term = acai.autoencoder_term(state.critic.apply_fn(state.critic.params, interpolated))
-        aux = {"reconstruction_loss": reconstruction, "acai_term": term}
-        return reconstruction + acai_cfg.weight * term, (aux, interpolated, alpha, jax.nn.sigmoid(logits))
+        loss, aux, critic_inputs = reconstruction, {}, None
+        if morph_weight:
+            mixed, alpha = acai.interpolants(z, k_morph)
+            morph_logits = state.apply_fn(params, mixed, method=models.Autoencoder.decode)
+            morphs = morph.morph_targets(targets, alpha)  # of the targets alone: no gradient flows into them
+            aux["morph_term"] = jnp.mean(losses.voxel_loss(morph_logits, morphs, config.loss))
+            loss += morph_weight * aux["morph_term"]
+        if acai_cfg.weight:
+            mixed, alpha = acai.interpolants(z, k_alpha)
+            interpolated = jax.nn.sigmoid(state.apply_fn(params, mixed, method=models.Autoencoder.decode))
+            aux["acai_term"] = acai.autoencoder_term(state.critic.apply_fn(state.critic.params, interpolated))
+            loss += acai_cfg.weight * aux["acai_term"]
+            critic_inputs = (interpolated, alpha, jax.nn.sigmoid(logits))
+        if aux:
+            aux["reconstruction_loss"] = reconstruction
+        return loss, (aux, critic_inputs)
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (aux, critic_inputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     new = state.apply_gradients(grads=grads)
-    out = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    out = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
     if tc.ema_decay:
         new = new.replace(ema_params=ema_update(state.ema_params, new.params, tc.ema_decay, state.step))
     if acai_cfg.weight:
-        out_acai, interpolated, alpha, reconstructions = aux
-        critic, out_acai["critic_loss"] = acai.critic_step(state.critic, interpolated, alpha, targets,
-                                                           reconstructions, acai_cfg.gamma)
+        interpolated, alpha, reconstructions = critic_inputs
+        critic, out["critic_loss"] = acai.critic_step(state.critic, interpolated, alpha, targets,
+                                                      reconstructions, acai_cfg.gamma)
         new = new.replace(critic=critic)
-        out.update(out_acai)
     return new, out
 
 

@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from lerpnet import acai, augment, config_checks, losses, metrics, models, steps
+from lerpnet import acai, augment, config_checks, losses, metrics, models, morph, steps
 from lerpnet.bitpack import pack_voxels
 from lerpnet.data import dataset_config, load_dataset
 from lerpnet.validation import Validation
@@ -41,6 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.loss = losses.loss_config()
     cfg.augment = augment.augment_config()
     cfg.acai = acai.acai_config()
+    cfg.morph = morph.morph_config()
     cfg.train = ml_collections.ConfigDict(
         dict(
             batch_size=32,  # global: split over all local devices
@@ -79,7 +80,10 @@ _SCHEDULE_FIELDS = ("train.num_steps", "train.learning_rate", "train.schedule", 
 def _refuse_changes(wd: Workdir, config: ml_collections.ConfigDict, allowed: bool) -> dict:
     """What `config` changes against the run in `wd`; raises WorkdirError, before anything is written,
     when that would alter a run that has a checkpoint and `allowed` is False."""
-    changes = wd.changes(config, RESUMABLE_CHANGES)
+    defaults = config_checks.flatten(default_config())
+    # a field added to lerpnet after the run was made, at its default, trains as the run did
+    changes = {k: (old, new) for k, (old, new) in wd.changes(config, RESUMABLE_CHANGES).items()
+               if not (old == "absent" and defaults.get(k, "absent") == new)}
     if changes and wd.latest_step() is not None and not allowed:
         listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
         raise WorkdirError(f"{wd.path} holds a run with another config ({listed}); resuming would mix two runs: "

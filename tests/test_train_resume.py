@@ -233,6 +233,17 @@ def test_resume_with_changes_only_when_told_and_each_start_kept(tmp_path, refere
     final = train.train_and_evaluate(config, str(tmp_path))
     assert final == {k: v for k, v in records(reference)[-1].items() if k not in ("step", "split")}
 
+    # A run made before lerpnet had a field (config.json without it) trains as the field's default does:
+    # no change at the default, a change named otherwise.
+    older = json.loads(stored)
+    del older["morph"]
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    assert train.train_and_evaluate(smoke_config(), str(tmp_path)) == final
+    config = smoke_config()
+    config.morph.weight = 0.5
+    with pytest.raises(WorkdirError, match="morph.weight 'absent' -> 0.5.*--resume_with_changes"):
+        train.train_and_evaluate(config, str(tmp_path))
+
     done = train_cli(tmp_path, compile_cache, "--config.train.num_steps=8", "--resume_with_changes")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "learning-rate schedule is the new config's from step 6 on" in done.stderr

@@ -41,6 +41,8 @@ VARIANTS = {
     "latent_noise": {"train.latent_noise": 0.1},
     "weight_decay": {"train.weight_decay": 1e-2},
     "acai": {"acai.weight": 0.5},
+    "morph": {"morph.weight": 1.0},  # decoded latent mixes trained toward their endpoints' distance-field morph
+    "morph_half": {"morph.weight": 0.5},
     # the first winner (EMA, residual block, Tversky), on which the later rows stack ("ema_residual_tversky+translate")
     "ema_residual_tversky": {k: v for k, v in modelnet_chairs.WINNER.items() if k != "augment.max_shift"},
     "combined": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base

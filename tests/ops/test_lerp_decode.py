@@ -188,11 +188,14 @@ def test_all_pairs_equals_every_ordered_pair_decoded(implementation, n, steps):
     got = lerp_decode_all_pairs(model, params, z, steps=steps, implementation=implementation)
     assert got.shape == (n, n, steps, 32, 32)
     diff = np.asarray(unpack_voxels(got.reshape(want.shape))) != np.asarray(unpack_voxels(want))
-    off_diagonal = np.asarray(i != j)
-    # off the diagonal the latents are bit-identical; on it u z_i + t z_i may round away from z_i
-    # (on a GPU, TF32 convolutions turn that into a few flipped voxels near logit 0)
-    assert not diff[off_diagonal].any()
+    logits = np.asarray(reference_logits(model, params, z, i, j, steps))
+    # The two agree on every voxel whose logit is clear of the threshold. Near it they may not: on the
+    # diagonal u z_i + t z_i may round away from z_i, and on a GPU the convolutions of the two calls
+    # (different batch sizes, TF32) may round differently.
+    assert not diff[np.abs(logits) > 0.05 * logits.std()].any()
     assert diff.mean() < 5e-3
+    if jax.default_backend() == "cpu":  # the CPU's arithmetic does not depend on the batch: off the diagonal
+        assert not diff[np.asarray(i != j)].any()  # the latents, hence the shapes, are bit-identical
 
 
 def test_all_pairs_needs_an_interior_step():

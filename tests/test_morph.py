@@ -1,0 +1,77 @@
+"""The morph term: exact signed distances, morph targets that move monotonically from one shape to
+its partner, and train_step minimising reconstruction + weight x the morph term."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from lerpnet import acai, metrics, morph, steps, train
+from lerpnet.configs import default as default_config
+from lerpnet.data import procedural_chairs
+
+
+@pytest.fixture(scope="module")
+def chairs():
+    return np.asarray(procedural_chairs(4, 0)).astype(bool)  # (4, 32, 32, 32)
+
+
+def test_distances_are_exact_euclidean(chairs):
+    got = np.asarray(jax.jit(morph.distance_to)(jnp.asarray(chairs)))
+    want = np.stack([ndimage.distance_transform_edt(~c) for c in chairs])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    empty = np.asarray(morph.distance_to(jnp.zeros((1, 4, 4, 4), bool)))
+    np.testing.assert_allclose(empty, np.sqrt(3 * 16))  # no set voxel: the grid's diagonal
+
+
+def test_signed_distance_is_negative_exactly_inside_and_half_a_voxel_at_the_surface(chairs):
+    d = np.asarray(morph.signed_distance(jnp.asarray(chairs)))
+    np.testing.assert_array_equal(d < 0, chairs)
+    faces = ndimage.generate_binary_structure(3, 1)[None]  # the 6 face neighbours, per shape
+    surface_inside = chairs & ~ndimage.binary_erosion(chairs, structure=faces)
+    assert surface_inside.any()
+    np.testing.assert_allclose(d[surface_inside], -0.5)
+    touching = ~chairs & ndimage.binary_dilation(chairs, structure=faces)
+    np.testing.assert_allclose(d[touching], 0.5)
+
+
+def test_morph_runs_from_the_partner_to_the_shape_and_each_voxel_flips_once(chairs):
+    a, b = chairs[0], chairs[-1]  # partners: the batch reversed
+    alphas = np.linspace(0.0, 1.0, 11)
+    path = np.stack([np.asarray(morph.morph_targets(jnp.asarray(chairs), jnp.full(4, t)))[0] for t in alphas])
+    np.testing.assert_array_equal(path[0], b)
+    np.testing.assert_array_equal(path[-1], a)
+    assert np.all((path & a & b) == (a & b)) and not np.any(path & ~a & ~b)  # both: kept; neither: never
+    assert np.sum(a != b) > 100
+    flips = np.sum(path[1:] != path[:-1], axis=0)
+    assert flips.max() == 1 and flips.sum() == np.sum(a != b)  # each disagreeing voxel flips exactly once
+    iou_a = np.asarray(metrics.iou(jnp.asarray(path), jnp.asarray(np.broadcast_to(a, path.shape))))
+    assert np.all(np.diff(iou_a) >= 0)  # monotone toward the shape
+    per_step = np.sum(path[1:] != path[:-1], axis=(1, 2, 3))
+    assert per_step.max() < 4 * per_step.mean()  # spread over the path, not all at one step
+
+
+def test_morph_targets_pair_with_acai_interpolants(chairs):
+    """Shape i's morph uses alpha_i toward its partner, as acai.interpolants mixes the latents."""
+    _, alpha = acai.interpolants(jnp.zeros((4, 2, 2, 2, 8)), jax.random.key(3))
+    targets = np.asarray(morph.morph_targets(jnp.asarray(chairs), alpha))
+    for i in range(4):
+        one = np.asarray(morph.morph_targets(jnp.asarray(chairs[[i, 3 - i]]), jnp.stack([alpha[i], alpha[3 - i]])))
+        np.testing.assert_array_equal(targets[i], one[0])
+
+
+def test_train_step_minimises_reconstruction_plus_the_weighted_morph_term():
+    config = default_config.get_config("smoke")
+    config.train.schedule = "constant"
+    packed = np.asarray(train._pack(procedural_chairs(8, 0)))
+    idx = np.arange(4, dtype=np.int32)
+    base = steps.train_step(steps.create_state(config), packed, idx, config=config)[1]
+    config.morph.weight = 0.5
+    state, out = jax.jit(lambda s: steps.train_step(s, packed, idx, config=config))(steps.create_state(config))
+    assert set(out) == {"loss", "grad_norm", "reconstruction_loss", "morph_term"}
+    assert float(out["reconstruction_loss"]) == pytest.approx(float(base["loss"]), rel=1e-5)
+    assert float(out["morph_term"]) > 0
+    assert float(out["loss"]) == pytest.approx(float(out["reconstruction_loss"]) + 0.5 * float(out["morph_term"]))
+    assert float(out["grad_norm"]) != pytest.approx(float(base["grad_norm"]), rel=1e-4)
+    assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
