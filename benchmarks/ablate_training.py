@@ -223,27 +223,20 @@ def define_flags() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    console.setup_logging()
+    console.start(argv)
     args = flags.FLAGS
     config, workdir = args.config, pathlib.Path(args.workdir).absolute()
-    try:
+    with console.one_line_errors((train.NonFiniteLossError, ValueError, OSError),  # bad input or a diverged run
+                                 "interrupted: the run keeps its latest checkpoint"):
         names = check_config(config)
         if args.job:
             variant, _, k = args.job.partition(":")
             run_job(config, workdir, variant, int(k))
             return
-    except (train.NonFiniteLossError, ValueError, OSError) as e:  # bad input or a diverged run: one line
-        logging.error("%s", e)
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted: the run keeps its latest checkpoint")
     jax.config.update("jax_platforms", "cpu")  # this process only schedules: the runs hold the accelerator
-    try:
+    with console.one_line_errors((), f"interrupted: rerun the same command to resume (finished runs are kept in "
+                                     f"{workdir})"):
         failures = orchestrate(config, workdir, names)
-    except KeyboardInterrupt:
-        sys.exit(f"interrupted: rerun the same command to resume (finished runs are kept in {workdir})")
     if failures:
         sys.exit(f"error: {failures} run(s) failed; their logs are in {workdir / 'logs'}")
     console.print_outputs({"table": workdir / "ablation.md", "runs": workdir / "runs", "logs": workdir / "logs"})

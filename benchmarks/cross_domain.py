@@ -16,7 +16,6 @@ the domain gap is.
 from __future__ import annotations
 
 import pathlib
-import sys
 
 import numpy as np
 from absl import app, flags, logging
@@ -106,16 +105,11 @@ def define_flags() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    console.setup_logging()
+    console.start(argv)
     args = flags.FLAGS
-    try:
+    with console.one_line_errors((ValueError, OSError)):  # a missing run or dataset
         data = resolve_path("shapenet_vox32", args.data)
         meta = report(args.run, data, args.workdir)
-    except (ValueError, OSError) as e:  # a missing run or dataset: one line
-        logging.error("%s", e)
-        sys.exit(f"error: {e}")
     logging.info("mean IoU %.3f at azimuth %d (%.3f with each chair's best azimuth)", meta["mean_iou_at_set_azimuth"],
                  meta["set_azimuth"], meta["mean_iou_at_each_chair_s_best"])
     out = pathlib.Path(args.workdir)

@@ -18,7 +18,8 @@
 #   sweep        OUTDIR/sweep_sizes/<device>/         benchmarks.sweep_sizes: the study's size sweep
 #   profile      OUTDIR/profile/                      Nsight Compute on one lerp_decode launch (N = 50), both decoder widths
 #
-# No PART: all of them, in this order. Each command of a part is stopped after LERPNET_TIMEOUT_<PART>
+# LERPNET_INTERPOLATE_VARIANTS picks the interpolate runs ("modelnet_study:n50 modelnet_chairs:n200": the
+# first two). No PART: all of them, in this order. Each command of a part is stopped after LERPNET_TIMEOUT_<PART>
 # seconds (e.g. LERPNET_TIMEOUT_TRAIN=1800; defaults below). Every command's output goes to
 # OUTDIR/logs/ (ending with its exit status and wall time). A failing part is reported and the next
 # one runs; the exit status is the number of parts that failed. The programs run inside OUTDIR, so
@@ -87,8 +88,11 @@ relative_paths() {  # DIR: the programs record absolute paths; results name them
 }
 
 part_tests() {
-  (cd "$ROOT" && logged "$OUTDIR/tests/ops.log" "${LERPNET_TIMEOUT_TESTS:-1800}" \
-    "$PYTHON" -m pytest tests/ops -q -rA -p no:cacheprovider)
+  # compiling dominates: 4 pytest workers share the GPU (XLA allocating as it goes) when pytest-xdist is there
+  local workers=()
+  "$PYTHON" -c "import xdist" 2>/dev/null && workers=(-n 4)
+  (cd "$ROOT" && XLA_PYTHON_CLIENT_PREALLOCATE=false logged "$OUTDIR/tests/ops.log" "${LERPNET_TIMEOUT_TESTS:-1800}" \
+    "$PYTHON" -m pytest tests/ops -q -rA -p no:cacheprovider "${workers[@]}")
 }
 
 part_train() {
@@ -106,7 +110,7 @@ part_train() {
 
 part_interpolate() {
   local variant dir failed=0
-  for variant in modelnet_study:n50 modelnet_chairs:n200 modelnet_wall:n1000; do
+  for variant in ${LERPNET_INTERPOLATE_VARIANTS:-modelnet_study:n50 modelnet_chairs:n200 modelnet_wall:n1000}; do
     dir=${variant#*:}
     logged "logs/interpolate_$dir.log" "${LERPNET_TIMEOUT_INTERPOLATE:-1200}" \
       "$PYTHON" -m experiments.interpolate --config="$ROOT/configs/interpolate.py:${variant%%:*}" \

@@ -1,15 +1,17 @@
 """What a program prints: its own log lines (not the checkpoint library's narration), kept clear of
 progress bars, and at the end where its outputs are.
 
-Every absl main calls `setup_logging()` first and `print_outputs(...)` last.
+Every absl main calls `start(argv)` (or `setup_logging()`) first, does its work inside
+`one_line_errors(...)`, and calls `print_outputs(...)` last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging as pylogging
 import pathlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from absl import logging
 from tqdm import tqdm
@@ -61,3 +63,23 @@ def print_outputs(outputs: Mapping[str, str | pathlib.Path]) -> None:
     width = max((len(what) for what in present), default=0)
     lines = [f"  {what:<{width}}  {path}{'/' if path.is_dir() else ''}" for what, path in present.items()]
     tqdm.write("\n".join(["outputs:", *lines]), file=sys.stdout)
+
+
+def start(argv: list[str], hint: str = "every setting is a --flag or --config.<field>") -> None:
+    """A main's first call: refuse arguments left after the flags (one line, with `hint`), then set up logging."""
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {argv[1:]} ({hint})")
+    setup_logging()
+
+
+@contextlib.contextmanager
+def one_line_errors(errors: tuple[type[Exception], ...], interrupted: str = "interrupted") -> Iterator[None]:
+    """Inside a main: an exception of `errors` (bad input, a diverged run) is logged and exits with one line
+    "error: ...", not a traceback; Ctrl-C exits with `interrupted` (say how to resume)."""
+    try:
+        yield
+    except errors as e:
+        logging.error("%s", e)
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(interrupted)

@@ -1,11 +1,13 @@
 """The console: orbax's INFO narration dropped, warnings and the program's own lines kept, log lines
-written around progress bars, and the closing list of outputs."""
+written around progress bars, one-line errors, and the closing list of outputs."""
 
 import logging as pylogging
 import pathlib
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from lerpnet import console
 
@@ -72,3 +74,17 @@ def test_print_outputs_lists_the_outputs_that_exist(tmp_path, capsys):
                            "csv": tmp_path / "pairs.csv"})
     assert capsys.readouterr().out.splitlines() == [
         "outputs:", f"  summary  {tmp_path / 'summary.json'}", f"  blocks   {tmp_path / 'blocks'}/"]
+
+
+def test_a_main_exits_with_one_line_for_its_errors_and_for_ctrl_c():
+    with pytest.raises(SystemExit, match=r"^error: bad field$"):
+        with console.one_line_errors((ValueError,)):
+            raise ValueError("bad field")
+    with pytest.raises(SystemExit, match=r"^interrupted: rerun to resume$"):
+        with console.one_line_errors((ValueError,), "interrupted: rerun to resume"):
+            raise KeyboardInterrupt
+    with pytest.raises(TypeError):  # not bad input: a bug keeps its traceback
+        with console.one_line_errors((ValueError,)):
+            raise TypeError("a bug")
+    with pytest.raises(SystemExit, match=r"^error: unexpected arguments \['x'\] \(files go in --files\)$"):
+        console.start(["prog", "x"], "files go in --files")

@@ -10,7 +10,6 @@ each output is. A run that reconstructs poorly (validation IoU under 0.3) is dra
 """
 
 import pathlib
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -28,20 +27,15 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder for both steps: <
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (every setting is a --flag or --config.<field>)")
-    console.setup_logging()
+    console.start(argv)
     workdir = pathlib.Path(_WORKDIR.value)
     interpolate_config = _INTERPOLATE_CONFIG.value
     interpolate_config.checkpoint_dir = str(workdir / "train")
-    try:
+    with console.one_line_errors((ValueError, FileNotFoundError), f"interrupted: rerun the same command to resume "
+                                 f"in {workdir}"):
         distributed.initialize_from_env()  # several processes: see lerpnet.distributed
         train.train_and_evaluate(_TRAIN_CONFIG.value, str(workdir / "train"))
         summary = interpolate_and_evaluate(interpolate_config, workdir / "interpolate")
-    except (ValueError, FileNotFoundError) as e:  # bad input: say what is wrong, not where in the code
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit(f"interrupted: rerun the same command to resume in {workdir}")
     if summary is None:
         return  # process 0 of several writes and reports the results
     logging.info("%d paths between %d validation shapes: median smoothness %.3f, median novelty IoU %.3f",

@@ -7,7 +7,6 @@ Voxel files after the flags are interpolated instead of the run's dataset. Rerun
 DIR resumes: finished blocks are kept. See configs/interpolate.py for the variants.
 """
 
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -22,14 +21,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    console.setup_logging()
-    try:
+    console.setup_logging()  # the arguments after the flags are the files to interpolate
+    with console.one_line_errors((ValueError, FileNotFoundError), "interrupted: rerun to resume"):  # blocks are kept
         distributed.initialize_from_env()  # several processes: see lerpnet.distributed
         summary = interpolate_and_evaluate(_CONFIG.value, _WORKDIR.value, files=tuple(argv[1:]))
-    except (ValueError, FileNotFoundError) as e:  # bad input: say what is wrong, not where in the code
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:  # finished blocks are on disk
-        sys.exit("interrupted: rerun to resume")
     if summary is None:
         return  # process 0 of several writes and reports the results
     logging.info("%d paths between %d shapes, %d decoded shapes in %.1f s; median smoothness %.3f, median "

@@ -13,7 +13,6 @@ without --out the picture goes to runs/show_shapes/shapes.png. `--style=publicat
 from __future__ import annotations
 
 import pathlib
-import sys
 
 from absl import app, flags
 
@@ -37,13 +36,9 @@ _TURNTABLE = flags.DEFINE_bool("turntable", False, "Also write <out>_turntable.g
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (files go in --files=a.binvox,b.off)")
-    console.setup_logging()
-    try:
+    console.start(argv, "files go in --files=a.binvox,b.off")
+    with console.one_line_errors((ValueError, OSError)):  # bad input (VoxelFormatError is a ValueError)
         show()
-    except (ValueError, OSError) as e:  # bad input (VoxelFormatError is a ValueError): one line, not a traceback
-        sys.exit(f"error: {e}")
 
 
 def show() -> None:

@@ -6,9 +6,8 @@ e.g. --config=configs/modelnet_chairs.py:smoke.
 """
 
 import pathlib
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from lerpnet import command_line, console, train
@@ -23,16 +22,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments {argv[1:]} (every setting is a --flag or --config.<field>)")
-    console.setup_logging()
-    try:
+    console.start(argv)
+    with console.one_line_errors((train.NonFiniteLossError, ValueError, OSError),  # bad input or a diverged run
+                                 f"interrupted: rerun the same command to resume from the latest checkpoint in "
+                                 f"{_WORKDIR.value}"):
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_with_changes=_RESUME_WITH_CHANGES.value)
-    except (train.NonFiniteLossError, ValueError, OSError) as e:  # bad input or a diverged run: one line
-        logging.error("%s", e)
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit(f"interrupted: rerun the same command to resume from the latest checkpoint in {_WORKDIR.value}")
     workdir = pathlib.Path(_WORKDIR.value)
     console.print_outputs({"checkpoints": workdir / "checkpoints", "metrics": workdir / "metrics.jsonl",
                            "curves": workdir / "curves.png", "reconstructions": workdir / "reconstructions",
