@@ -9,7 +9,9 @@ distance to its surface (negative inside). Along alpha each voxel of that morph 
 its paths are monotone by construction, and the voxels two shapes disagree on flip at different
 alphas (by their distances), so consecutive steps change evenly; parts grow and shrink, they do not
 blink. The distances are computed on the device from the augmented targets, so mirrors and shifts
-need nothing precomputed.
+need nothing precomputed. Measured on configs/modelnet_chairs.py (one seed, results/ablate_training/):
+weight 1.0 made the decoder's own paths less monotone and more often in pieces, and lowered the IoU,
+so it is off there.
 """
 
 from __future__ import annotations
