@@ -7,7 +7,6 @@ Voxel files after the flags are interpolated instead of the run's dataset. Rerun
 DIR resumes: finished blocks are kept. See configs/interpolate.py for the variants.
 """
 
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
