@@ -55,12 +55,17 @@ def create_critic(cfg: ml_collections.ConfigDict, key: jax.Array,
     return train_state.TrainState.create(apply_fn=critic.apply, params=params, tx=tx)
 
 
+def mix_with_partner(x: jax.Array, alpha: jax.Array) -> jax.Array:
+    """alpha_i x_i + (1 - alpha_i) x'_i for each item of a batch and its partner x' (the batch reversed)."""
+    a = alpha.reshape((-1,) + (1,) * (x.ndim - 1))
+    return a * x + (1.0 - a) * jnp.flip(x, axis=0)
+
+
 def interpolants(z: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """alpha z + (1 - alpha) z' for each latent z of a batch and its partner z' (the batch reversed),
-    with alpha ~ U[0, 0.5] per shape: (mixed latents, alpha (B,))."""
+    """Each latent of a batch mixed with its partner's (`mix_with_partner`), alpha ~ U[0, 0.5] per
+    shape: (mixed latents, alpha (B,))."""
     alpha = 0.5 * jax.random.uniform(key, (z.shape[0],))
-    a = alpha.reshape((-1,) + (1,) * (z.ndim - 1))
-    return a * z + (1.0 - a) * jnp.flip(z, axis=0), alpha
+    return mix_with_partner(z, alpha), alpha
 
 
 def autoencoder_term(critic_on_interpolants: jax.Array) -> jax.Array:

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from lerpnet import acai
+
 
 def morph_config(**overrides) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict(
@@ -63,8 +65,6 @@ def signed_distance(voxels: jax.Array) -> jax.Array:
 
 
 def morph_targets(targets: jax.Array, alpha: jax.Array) -> jax.Array:
-    """The morph matching `acai.interpolants`: shape i at alpha_i toward its partner (the batch
-    reversed), full where alpha d_i + (1 - alpha) d_partner < 0."""
-    d = signed_distance(targets)
-    a = alpha.reshape((-1,) + (1,) * (d.ndim - 1))
-    return a * d + (1.0 - a) * jnp.flip(d, axis=0) < 0
+    """The morph matching `acai.interpolants`: shape i at alpha_i toward its partner, full where
+    alpha d_i + (1 - alpha) d_partner < 0 (the distances mixed as the latents are)."""
+    return acai.mix_with_partner(signed_distance(targets), alpha) < 0

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests import processes
-from tests.allpairs.test_program import trained_run  # noqa: F401  (the smoke run the session shares)
+from tests.allpairs.test_program import trained_run  # noqa: F401  (the smoke run all these tests share)
 
 # 12 shapes, every ordered pair (66 unique paths + 12 constant ones), thresholded at 0.5, where the
 # smoke model's probabilities lie: the grids are half full and any difference in a logit shows.
