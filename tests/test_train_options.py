@@ -20,8 +20,6 @@ ACAI = {"acai.weight": 0.5, "acai.critic_features": (4, 4)}
 EMA = {"train.ema_decay": 0.99}
 
 
-
-
 def _config(overrides=None):
     config = default_config.get_config("smoke")
     config.train.schedule = "constant"  # the warmup's first step has learning rate 0
@@ -49,6 +47,7 @@ def _step(config, batch, num_steps=2):
 def test_options_are_off_by_default():
     config = train.default_config()
     assert config.train.ema_decay == 0 and config.train.latent_noise == 0 and config.acai.weight == 0
+    assert config.morph.weight == 0
     assert config.loss.overlap_weight == 0 and config.augment.max_shift == 0 and config.augment.erase_prob == 0
     assert config.model.encoder_blocks == 0 and config.model.encoder_dropout == 0
     state = steps.create_state(_config())
