@@ -192,6 +192,7 @@ TRAINING_RULES: dict[str, Rule] = {
     "loss.overlap_weight": number(0.0),
     "loss.tversky_alpha": number(0.0),
     "loss.tversky_beta": number(0.0),
+    "loss.distance_scale": number(0.0),
     "augment.mirror_axis": one_of((-1, 0, 1, 2)),
     "augment.max_shift": integer(0, 15),
     "augment.erase_prob": _FRACTION,

@@ -1,10 +1,11 @@
-"""The overlap (Tversky / Dice) term of the reconstruction loss."""
+"""The reconstruction loss: the overlap (Tversky / Dice) term and distance-softened targets."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import losses
+from lerpnet import distance, losses
 
 
 def _target():
@@ -41,3 +42,30 @@ def test_overlap_weight_adds_the_term_to_the_per_voxel_loss():
     np.testing.assert_allclose(losses.voxel_loss(logits, t, mixed), losses.voxel_loss(logits, t, plain) + extra,
                                rtol=1e-6)
     assert np.all(np.isfinite(losses.voxel_loss(jnp.full(t.shape, -50.0), jnp.zeros(t.shape, bool), mixed)))
+
+
+def test_distance_softened_targets_make_the_best_logit_scale_times_the_distance_inside():
+    t = _target()
+    scale = 2.0
+    depth = -distance.signed_distance(t, 8)  # > 0 inside
+    best = scale * depth
+    cfg = losses.loss_config(distance_scale=scale)
+    grad = jax.grad(lambda x: jnp.sum(losses.voxel_loss(x, t, cfg)))(best)
+    assert float(jnp.max(jnp.abs(grad))) < 1e-7  # the minimum of the per-voxel term
+    hard = jax.grad(lambda x: jnp.sum(losses.voxel_loss(x, t, losses.loss_config())))(best)
+    assert float(jnp.max(jnp.abs(hard))) > 1e-6  # 0/1 targets keep pushing the logits out
+    soft = np.asarray(losses.soft_targets(t, scale))
+    exact = -np.asarray(distance.signed_distance(t))
+    near = np.abs(exact) < 4 / scale
+    np.testing.assert_allclose(soft[near], 1 / (1 + np.exp(-scale * exact[near])), rtol=1e-6)
+    assert soft[np.asarray(t) & (exact == 0.5)].min() == pytest.approx(1 / (1 + np.exp(-1.0)))  # inside the surface
+    assert soft[0, 0, 0, 0] < 4e-4  # about 0 far outside
+
+
+def test_distance_softened_targets_keep_the_overlap_term_on_the_hard_targets():
+    t = _target()
+    logits = jnp.where(t, 3.0, -3.0)
+    soft = losses.loss_config(distance_scale=1.0, overlap_weight=1.0)
+    per_voxel_only = losses.loss_config(distance_scale=1.0)
+    term = losses.voxel_loss(logits, t, soft) - losses.voxel_loss(logits, t, per_voxel_only)
+    np.testing.assert_allclose(term, losses.tversky_loss(jax.nn.sigmoid(logits), t, 0.5, 0.5), rtol=1e-6)

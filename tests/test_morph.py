@@ -1,11 +1,10 @@
-"""The morph term: exact signed distances, morph targets that move monotonically from one shape to
+"""The morph term: morph targets that move monotonically from one shape to
 its partner, and train_step minimising reconstruction + weight x the morph term."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from lerpnet import acai, metrics, morph, steps, train
 from lerpnet.configs import default as default_config
@@ -15,25 +14,6 @@ from lerpnet.data import procedural_chairs
 @pytest.fixture(scope="module")
 def chairs():
     return np.asarray(procedural_chairs(4, 0)).astype(bool)  # (4, 32, 32, 32)
-
-
-def test_distances_are_exact_euclidean(chairs):
-    got = np.asarray(jax.jit(morph.distance_to)(jnp.asarray(chairs)))
-    want = np.stack([ndimage.distance_transform_edt(~c) for c in chairs])
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    empty = np.asarray(morph.distance_to(jnp.zeros((1, 4, 4, 4), bool)))
-    np.testing.assert_allclose(empty, np.sqrt(3 * 16))  # no set voxel: the grid's diagonal
-
-
-def test_signed_distance_is_negative_exactly_inside_and_half_a_voxel_at_the_surface(chairs):
-    d = np.asarray(morph.signed_distance(jnp.asarray(chairs)))
-    np.testing.assert_array_equal(d < 0, chairs)
-    faces = ndimage.generate_binary_structure(3, 1)[None]  # the 6 face neighbours, per shape
-    surface_inside = chairs & ~ndimage.binary_erosion(chairs, structure=faces)
-    assert surface_inside.any()
-    np.testing.assert_allclose(d[surface_inside], -0.5)
-    touching = ~chairs & ndimage.binary_dilation(chairs, structure=faces)
-    np.testing.assert_allclose(d[touching], 0.5)
 
 
 def test_morph_runs_from_the_partner_to_the_shape_and_each_voxel_flips_once(chairs):

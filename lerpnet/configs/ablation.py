@@ -43,6 +43,10 @@ VARIANTS = {
     "acai": {"acai.weight": 0.5},
     "morph": {"morph.weight": 1.0},  # decoded latent mixes trained toward their endpoints' distance-field morph
     "morph_half": {"morph.weight": 0.5},
+    # distance-softened targets: the best logit is scale x the signed distance (lerpnet.losses)
+    "soft1": {"loss.distance_scale": 1.0},
+    "soft2": {"loss.distance_scale": 2.0},
+    "soft4": {"loss.distance_scale": 4.0},
     # the first winner (EMA, residual block, Tversky), on which the later rows stack ("ema_residual_tversky+translate")
     "ema_residual_tversky": {k: v for k, v in modelnet_chairs.WINNER.items() if k != "augment.max_shift"},
     "combined": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base
