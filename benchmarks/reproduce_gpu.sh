@@ -115,12 +115,12 @@ part_interpolate() {
     logged "logs/interpolate_$dir.log" "${LERPNET_TIMEOUT_INTERPOLATE:-1200}" \
       "$PYTHON" -m experiments.interpolate --config="$ROOT/configs/interpolate.py:${variant%%:*}" \
       --workdir="runs/interpolate_$dir" --config.checkpoint_dir="$RUN" --config.progress=False || failed=1
-    # the folder without its bulk: block files, .npz arrays and the exported meshes and voxel files stay
-    # in runs/ (the exports' strips and animations come along), the per-pair table is gzipped
+    # the folder without its bulk: block files, .npz arrays and the exported meshes stay in runs/ (the
+    # exports' strips, animations and .binvox voxel files come along), the per-pair table is gzipped
     rm -rf "interpolate/$dir"
     mkdir -p "interpolate/$dir"
     (cd "runs/interpolate_$dir" 2>/dev/null && find . -type f ! -path './blocks/*' ! -name '*.npz' ! -name '.*' \
-       ! \( -path './exports/*' ! -name '*.gif' ! -name '*.png' \) -exec cp --parents {} "$OUTDIR/interpolate/$dir/" \;)
+       ! \( -path './exports/*' ! -name '*.gif' ! -name '*.png' ! -name '*.binvox' \) -exec cp --parents {} "$OUTDIR/interpolate/$dir/" \;)
     relative_paths "interpolate/$dir"
     [ ! -f "interpolate/$dir/pairs.csv" ] || gzip -f "interpolate/$dir/pairs.csv"
   done

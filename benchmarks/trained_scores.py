@@ -41,12 +41,36 @@ def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds) -> d
             "true_positive_rate": float(tpr), "false_positive_rate": float(fpr)}
 
 
+def score_paths(packed: jax.Array, start: jax.Array, end: jax.Array, reference_bits, reference_counts) -> dict:
+    """The per-path arrays the summary is made of, for P packed paths (P, T, 32, 32) between the packed
+    inputs `start` and `end`: lowest step IoU, share of right-way steps, midpoint novelty and the
+    share of the midpoint in its largest piece."""
+    steps = packed.shape[1]
+    scores = path_scores(packed, start, end)
+    scores.update(midpoint_novelty(packed, reference_bits, reference_counts))
+    mids = np.asarray(unpack_voxels(packed[:, steps // 2]))
+    scores["midpoint_largest_part"] = np.array([largest_part(m) for m in mids])
+    return {k: np.asarray(scores[k]) for k in ("smoothness", "monotonicity", "novelty_iou", "midpoint_largest_part")}
+
+
+def summarise(parts: list[dict]) -> dict:
+    """score_paths of every batch -> the median lowest consecutive-step IoU, the share of paths at least
+    SMOOTH, the share monotone, the share whose midpoint is one piece, the median novelty."""
+    s = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return {
+        "paths": len(s["smoothness"]),
+        "median_smoothness": float(np.median(s["smoothness"])),
+        "fraction_smooth": float(np.mean(s["smoothness"] >= SMOOTH)),
+        "fraction_monotone": float(np.mean(s["monotonicity"] == 1.0)),
+        "fraction_one_piece": float(np.mean(s["midpoint_largest_part"] >= ONE_PIECE)),
+        "median_novelty_iou": float(np.median(s["novelty_iou"])),
+    }
+
+
 def path_summary(model: models.Autoencoder, params, voxels: np.ndarray, reference: np.ndarray, *, threshold: float,
                  steps: int = 11, batch_pairs: int = 256) -> dict:
-    """Scores of the paths of every unique pair (i < j) of `voxels`, thresholded at `threshold`:
-    the median lowest consecutive-step IoU, the share of paths at least SMOOTH, the share monotone,
-    the share whose midpoint is one piece, and the median best IoU of a midpoint with a `reference`
-    (training) shape. Needs at least two shapes."""
+    """`summarise` of the paths of every unique pair (i < j) of `voxels`, decoded by the model and
+    thresholded at `threshold`; novelty against the `reference` (training) shapes. Needs two shapes."""
     n = len(voxels)
     if n < 2:
         raise ValueError(f"path scores need at least 2 shapes, got {n}")
@@ -63,18 +87,5 @@ def path_summary(model: models.Autoencoder, params, voxels: np.ndarray, referenc
         latents = interpolate_pairs(z, i, j, steps=steps, implementation="xla")  # a few pairs: no kernel needed
         p = len(i_all[s])
         packed = decode(params, latents.reshape(p * steps, *z.shape[1:])).reshape(p, steps, 32, 32)
-        scores = path_scores(packed, inputs[i], inputs[j])
-        scores.update(midpoint_novelty(packed, bits, counts))
-        mids = np.asarray(unpack_voxels(packed[:, steps // 2]))
-        scores["midpoint_largest_part"] = np.array([largest_part(m) for m in mids])
-        parts.append({k: np.asarray(scores[k]) for k in ("smoothness", "monotonicity", "novelty_iou",
-                                                          "midpoint_largest_part")})
-    s = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return {
-        "paths": len(i_all),
-        "median_smoothness": float(np.median(s["smoothness"])),
-        "fraction_smooth": float(np.mean(s["smoothness"] >= SMOOTH)),
-        "fraction_monotone": float(np.mean(s["monotonicity"] == 1.0)),
-        "fraction_one_piece": float(np.mean(s["midpoint_largest_part"] >= ONE_PIECE)),
-        "median_novelty_iou": float(np.median(s["novelty_iou"])),
-    }
+        parts.append(score_paths(packed, inputs[i], inputs[j], bits, counts))
+    return summarise(parts)
