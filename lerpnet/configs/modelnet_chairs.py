@@ -12,8 +12,8 @@ that base. Expected (measured on one NVIDIA H200, jax 0.11.2, float32; results/a
 validation IoU 0.761 +- 0.003 over 3 seeds at the threshold chosen on validation (0.7; IoU@0.5 0.752),
 91.4% of the full validation voxels found at 0.65% false positives, against 0.704 +- 0.000 for
 `:ablation_base` and 0.726 +- 0.002 without the translations, after 6,000 steps of 128 shapes. Wall
-time: 332 s a run with five trainings sharing the GPU; one seed alone was timed without the
-translations, 97 s for the whole command at 18,569 shapes/s (results/train/).
+time: one seed alone, 100 s for the whole command at 18,053 shapes/s, validation IoU 0.763 (IoU@0.5
+0.753; results/train/).
 Variant `:ablation_base` (the previous recipe, the ablation's base row; the study's widths are
 configs/study.py). Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32):
 validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
