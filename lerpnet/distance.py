@@ -3,27 +3,26 @@
 Training derives two things from a target's distance field: the morph term's targets (lerpnet.morph)
 and the distance-softened reconstruction targets (lerpnet.losses). Both are computed from the
 augmented targets every step, since mirrors and shifts change them, so the transform is one that
-fuses on a GPU: exact, separable, a windowed minimum per axis.
+fuses on a GPU: exact, separable, a minimum over each line per axis.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _squared_distance_along(f: jax.Array, axis: int, window: int, far: float) -> jax.Array:
-    """min over |o| <= window of f[x + o] + o^2 along `axis` (`far` beyond the grid): one pass of the
-    separable exact transform (Saito and Toriwaki 1994), as elementwise minima of shifted copies."""
-    pad = [(0, 0)] * f.ndim
-    pad[axis] = (window, window)
-    padded = jnp.pad(f, pad, constant_values=far)
-    r = f.shape[axis]
-    out = f
-    for o in range(-window, window + 1):
-        if o:
-            out = jnp.minimum(out, jax.lax.slice_in_dim(padded, window + o, window + o + r, axis=axis) + o * o)
-    return out
+    """min over |x - y| <= window of f[..., y, ...] + (x - y)^2 along `axis`: one pass of the separable
+    exact transform (Saito and Toriwaki 1994), a brute-force minimum over the R positions of a line
+    (R^4 a shape and axis: small at R = 32, three operations, and it fuses on a GPU)."""
+    f = jnp.moveaxis(f, axis, -1)
+    at = np.arange(f.shape[-1])
+    gap = at[:, None] - at[None, :]  # (x, y)
+    offsets = jnp.asarray(np.where(np.abs(gap) <= window, gap**2, far), f.dtype)
+    out = jnp.min(f[..., None, :] + offsets, axis=-1)
+    return jnp.moveaxis(out, -1, axis)
 
 
 def distance_to(mask: jax.Array, max_distance: int | None = None) -> jax.Array:

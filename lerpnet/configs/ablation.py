@@ -48,8 +48,12 @@ VARIANTS = {
     "soft2": {"loss.distance_scale": 2.0},
     "soft4": {"loss.distance_scale": 4.0},
     # the first winner (EMA, residual block, Tversky), on which the later rows stack ("ema_residual_tversky+translate")
-    "ema_residual_tversky": {k: v for k, v in modelnet_chairs.WINNER.items() if k != "augment.max_shift"},
-    "combined": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base
+    "ema_residual_tversky": {"train.ema_decay": 0.999, "model.encoder_blocks": 1, "loss.overlap_weight": 1.0,
+                             "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7},
+    # the second (+ translations), on which the rows "combined+morph", "combined+soft1", ... stack
+    "combined": {"train.ema_decay": 0.999, "model.encoder_blocks": 1, "loss.overlap_weight": 1.0,
+                 "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7, "augment.max_shift": 2},
+    "winner": dict(modelnet_chairs.WINNER),  # what configs/modelnet_chairs.py adds to the base: combined+residual2
 }
 DEFAULT_ROWS = "base,ema,residual,translate,tversky,acai,combined"
 
