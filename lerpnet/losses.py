@@ -10,7 +10,9 @@ term by sigmoid(scale x its signed distance inside the target's surface), so the
 distance times `scale` instead of growing without bound: the decoder learns a distance-like field, and
 a mix of two latents then mixes fields whose zero level moves gradually, as the morph of two signed
 distance fields does, rather than flipping every confident voxel at once. The voxel weights and the
-overlap term keep the 0/1 targets.
+overlap term keep the 0/1 targets. Measured on configs/modelnet_chairs.py (3 seeds at scale 1,
+results/ablate_training/): the lowest step IoU of the paths rose by 0.011, the validation IoU fell by
+0.012 and fewer midpoints stayed in one piece, so it is off there.
 """
 
 from __future__ import annotations
