@@ -49,7 +49,7 @@ def lower_for_h100():
     return lower
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def shared_data() -> pathlib.Path:
     """The real voxel data directory, or a skip saying why it is missing."""
     if not SHARED_DATA.is_dir():

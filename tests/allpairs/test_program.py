@@ -25,7 +25,7 @@ from lerpnet.train import train_and_evaluate
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def trained_run(tmp_path_factory) -> pathlib.Path:
     """One smoke training run shared by all test workers (the first to get the lock trains it)."""
     base = tmp_path_factory.getbasetemp()
