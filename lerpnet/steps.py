@@ -2,7 +2,7 @@
 order, and the step functions (`train_step`, `eval_step`) that lerpnet.train jits and loops over.
 
 The steps take the train state, the bit-packed dataset (kept on the devices, 4 KiB a shape) and
-batch indices; their options (augmentation, latent noise, weight EMA, the morph term, the ACAI critic) are
+batch indices; their options (augmentation, latent noise, weight EMA, the morph and pace terms, the ACAI critic) are
 config fields, all off by default. Nothing here writes, logs or reads files.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from lerpnet import acai, augment, losses, metrics, models, morph
+from lerpnet import acai, augment, losses, metrics, models, morph, pace
 from lerpnet.bitpack import unpack_voxels
 
 # Validation IoU is reported at each; `metrics.choose_threshold` picks the run's threshold from them.
@@ -116,6 +116,7 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
     k_augment, k_dropout, k_noise, k_alpha = jax.random.split(key, 4)
     k_morph = jax.random.fold_in(key, 1)  # beside the split, which stays as it was before the morph term
+    k_pace = jax.random.fold_in(key, 2)
     inputs, targets = augment.augment(unpack_voxels(packed[idx]), k_augment, config.augment)
 
     def loss_fn(params):
@@ -129,6 +130,16 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
             morphs = morph.morph_targets(targets, alpha)  # of the targets alone: no gradient flows into them
             aux["morph_term"] = jnp.mean(losses.voxel_loss(morph_logits, morphs, config.loss))
             loss += morph_weight * aux["morph_term"]
+        if config.pace.weight:
+            pairs = config.pace.pairs
+            times = pace.path_times(k_pace, pairs, config.pace.points)
+            inner = pace.path_latents(z, times)
+            inner_logits = state.apply_fn(params, inner.reshape((-1,) + z.shape[1:]), method=models.Autoencoder.decode)
+            ends = jax.lax.stop_gradient(logits)  # the reconstruction loss owns the ends of each path
+            along = jnp.concatenate([ends[:pairs, None], inner_logits.reshape(inner.shape[:2] + logits.shape[1:]),
+                                     jnp.flip(ends, axis=0)[:pairs, None]], axis=1)
+            aux["pace_term"] = pace.pace_term(jax.nn.sigmoid(along), times)
+            loss += config.pace.weight * aux["pace_term"]
         if acai_cfg.weight:
             mixed, alpha = acai.interpolants(z, k_alpha)
             interpolated = jax.nn.sigmoid(state.apply_fn(params, mixed, method=models.Autoencoder.decode))

@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from lerpnet import acai, augment, config_checks, losses, metrics, models, morph, steps
+from lerpnet import acai, augment, config_checks, losses, metrics, models, morph, pace, steps
 from lerpnet.bitpack import pack_voxels
 from lerpnet.data import dataset_config, load_dataset
 from lerpnet.validation import Validation
@@ -42,6 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.augment = augment.augment_config()
     cfg.acai = acai.acai_config()
     cfg.morph = morph.morph_config()
+    cfg.pace = pace.pace_config()
     cfg.train = ml_collections.ConfigDict(
         dict(
             batch_size=32,  # global: split over all local devices
@@ -125,6 +126,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if tc.batch_size % mesh.size:
         raise config_checks.ConfigError(f"config field train.batch_size={tc.batch_size} must be a multiple of the "
                                         f"{mesh.size} local devices")
+    if config.pace.weight and 2 * config.pace.pairs > tc.batch_size:
+        raise config_checks.ConfigError(f"config field pace.pairs={config.pace.pairs} must be at most half of "
+                                        f"train.batch_size={tc.batch_size} (each path runs to a partner in the batch)")
     replicated = NamedSharding(mesh, P())
     with Workdir(workdir, tc.max_checkpoints) as wd:
         changes = _refuse_changes(wd, config, resume_with_changes)
