@@ -204,6 +204,7 @@ TRAINING_RULES: dict[str, Rule] = {
     "pace.weight": number(0.0),
     "pace.pairs": integer(1),
     "pace.points": integer(1),
+    "pace.sharpness": number(0.0, low_open=True),
     "train.batch_size": integer(1),
     "train.num_steps": integer(1),
     "train.learning_rate": number(0.0, low_open=True),

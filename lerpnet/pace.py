@@ -27,6 +27,7 @@ def pace_config(**overrides) -> ml_collections.ConfigDict:
             weight=0.0,  # weight of the pace term beside the reconstruction loss; 0 = off
             pairs=32,  # paths a step: batch shape i to its partner, i < pairs (at most half the batch)
             points=3,  # decoded points inside each path
+            sharpness=1.0,  # the occupancy scored is sigmoid(sharpness x logit): large = the thresholded shapes
         )
     )
     cfg.update(overrides)

@@ -138,7 +138,7 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
             ends = jax.lax.stop_gradient(logits)  # the reconstruction loss owns the ends of each path
             along = jnp.concatenate([ends[:pairs, None], inner_logits.reshape(inner.shape[:2] + logits.shape[1:]),
                                      jnp.flip(ends, axis=0)[:pairs, None]], axis=1)
-            aux["pace_term"] = pace.pace_term(jax.nn.sigmoid(along), times)
+            aux["pace_term"] = pace.pace_term(jax.nn.sigmoid(config.pace.sharpness * along), times)
             loss += config.pace.weight * aux["pace_term"]
         if acai_cfg.weight:
             mixed, alpha = acai.interpolants(z, k_alpha)

@@ -44,10 +44,13 @@ VARIANTS = {
     "morph": {"morph.weight": 1.0},  # decoded latent mixes trained toward their endpoints' distance-field morph
     "morph_half": {"morph.weight": 0.5},
     # the pace term: paths between batch partners penalised for uneven change and detours (lerpnet.pace)
+    "pace003": {"pace.weight": 0.03},
     "pace01": {"pace.weight": 0.1},
     "pace03": {"pace.weight": 0.3},
     "pace1": {"pace.weight": 1.0},
     "pace3": {"pace.weight": 3.0},
+    "sharp4": {"pace.sharpness": 4.0},  # the pace term on sigmoid(4 x logit): near the thresholded shapes
+    "sharp8": {"pace.sharpness": 8.0},
     # distance-softened targets: the best logit is scale x the signed distance (lerpnet.losses)
     "soft1": {"loss.distance_scale": 1.0},
     "soft2": {"loss.distance_scale": 2.0},
