@@ -74,3 +74,16 @@ def test_more_pairs_than_half_the_batch_is_refused_before_any_work(tmp_path):
     with pytest.raises(config_checks.ConfigError, match=r"pace.pairs=3 must be at most half of train.batch_size=4"):
         train.train_and_evaluate(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_sharpness_exposes_a_blend_of_the_ends_that_jumps_when_thresholded():
+    """Blending the ends' probabilities changes them evenly (no cost at sharpness 1), but every voxel
+    crosses 0.5 at t = 0.5: scored on sigmoid(8 x logit) the same path is a jump."""
+    times = np.linspace(0.0, 1.0, 6)[None]
+    start = np.where(np.arange(2000) < 1000, 0.98, 0.02)  # half the voxels full at the start, half at the end
+    probs = (1 - times[0])[:, None] * start[None] + times[0][:, None] * (1 - start)[None]
+    logits = np.log(probs / (1 - probs))[None]
+    soft = float(pace.pace_term(jax.nn.sigmoid(jnp.asarray(logits)), jnp.asarray(times)))
+    sharp = float(pace.pace_term(jax.nn.sigmoid(8.0 * jnp.asarray(logits)), jnp.asarray(times)))
+    assert soft == pytest.approx(0.0, abs=1e-3)
+    assert sharp > 1.0
