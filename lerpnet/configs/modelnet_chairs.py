@@ -13,8 +13,7 @@ validation IoU 0.768 +- 0.001 over 3 seeds at the threshold chosen on validation
 91.9% of the full validation voxels found at 0.63% false positives, against 0.704 +- 0.000 for
 `:ablation_base`, 0.726 +- 0.002 without the translations and 0.761 +- 0.003 with one residual block,
 after 6,000 steps of 128 shapes. Wall time: 254 s a run with four trainings sharing the GPU; one run
-alone with one residual block took 100 s for the whole command at 18,053 shapes/s (results/train/;
-the second block adds encoder work only).
+alone took 99 s for the whole command at 15,234 shapes/s, validation IoU 0.770 (results/train/).
 Variant `:ablation_base` (the previous recipe, the ablation's base row; the study's widths are
 configs/study.py). Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32):
 validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
