@@ -13,9 +13,9 @@ The default is the main table of results/ablate_training/: its four rows (the ba
 winner, + translations, + the second residual block = configs/modelnet_chairs.py) x 3 seeds of
 6,000 steps, 4 trainings at a time on one GPU. Expected (measured on one NVIDIA H200, jax 0.11.2,
 float32): validation IoU 0.704 +- 0.000, 0.726 +- 0.002, 0.761 +- 0.003 and 0.768 +- 0.001, with the
-path scores of results/ablate_training/README.md. Those runs took 240 to 260 s each with four sharing
-the GPU, so the 12 runs should take three rounds of that, about 13 minutes with their path scores (an
-estimate: this default was not run as one command).
+path scores of results/ablate_training/README.md. Those runs took 250 to 330 s each (a row's mean)
+with four or five trainings sharing the GPU, so the 12 runs should take three rounds of that, about
+15 minutes with their path scores (an estimate: this default was not run as one command).
 Smoke variant (2 rows x 2 seeds of a tiny model on procedural chairs, seconds on a CPU):
 --config=configs/ablation.py:smoke
 """
