@@ -1,7 +1,7 @@
 """The training ablation: variants of configs/modelnet_chairs.py:ablation_base, each trained with
 several seeds, scored on validation (IoU, voxel rates, val-val interpolation paths).
 
-    python -m benchmarks.ablate_training --config=configs/ablation.py --workdir=runs/ablation \
+    python -m benchmarks.ablate_training --config=configs/ablation.py --workdir=runs/ablation \\
         --config.data.path=/path/to/3dshapenets_chair_train_vox30.tar.gz    # or LERPNET_DATA=<its folder>
 
 Writes ablation.csv, ablation.json and ablation.md into the workdir (one row per variant: what it
