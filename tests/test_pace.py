@@ -63,9 +63,7 @@ def test_train_step_minimises_reconstruction_plus_the_weighted_pace_term():
     assert float(out["pace_term"]) > 0 and float(out["reconstruction_loss"]) > 0
     assert float(out["loss"]) == pytest.approx(float(out["reconstruction_loss"]) + 0.5 * float(out["pace_term"]))
     assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
-    config.pace.weight = 0.0
-    _, plain = jax.jit(lambda s: steps.train_step(s, packed, idx, config=config))(start)
-    assert float(plain["loss"]) == pytest.approx(float(out["reconstruction_loss"]))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(start.params)))
 
 
 def test_more_pairs_than_half_the_batch_is_refused_before_any_work(tmp_path):
