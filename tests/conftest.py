@@ -11,8 +11,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("LERPNET_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 if jax.default_backend() == "cpu":
-    # CI has 2 cores and no GPU: compile fast, run small.
+    # CI has 2 cores and no GPU: compile fast, run small, in this process and in the programs tests start.
     jax.config.update("jax_disable_most_optimizations", True)
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
 
 ON_GPU = jax.default_backend() == "gpu"
 H100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
