@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import acai, metrics, morph, steps, train
+from lerpnet import acai, metrics, morph
 from lerpnet.configs import default as default_config
 from lerpnet.data import procedural_chairs
+from tests.train_steps import run_steps
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +45,8 @@ def test_morph_targets_pair_with_acai_interpolants(chairs):
 def test_train_step_minimises_reconstruction_plus_the_weighted_morph_term():
     config = default_config.get_config("smoke")
     config.train.schedule = "constant"
-    packed = np.asarray(train._pack(procedural_chairs(8, 0)))
-    idx = np.arange(4, dtype=np.int32)
     config.morph.weight = 0.5
-    start = steps.create_state(config)
-    state, out = jax.jit(lambda s: steps.train_step(s, packed, idx, config=config))(start)
+    start, state, out = run_steps(config)
     assert set(out) == {"loss", "grad_norm", "reconstruction_loss", "morph_term"}
     assert float(out["morph_term"]) > 0 and float(out["reconstruction_loss"]) > 0
     assert float(out["loss"]) == pytest.approx(float(out["reconstruction_loss"]) + 0.5 * float(out["morph_term"]))

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import config_checks, pace, steps, train
+from lerpnet import config_checks, pace, train
 from lerpnet.configs import default as default_config
-from lerpnet.data import procedural_chairs
+from tests.train_steps import run_steps
 
 
 def test_path_times_are_stratified_from_0_to_1():
@@ -55,10 +55,7 @@ def test_train_step_minimises_reconstruction_plus_the_weighted_pace_term():
     config = default_config.get_config("smoke")
     config.train.schedule = "constant"
     config.pace.update(weight=0.5, pairs=2, points=2)
-    packed = np.asarray(train._pack(procedural_chairs(8, 0)))
-    idx = np.arange(4, dtype=np.int32)
-    start = steps.create_state(config)
-    state, out = jax.jit(lambda s: steps.train_step(s, packed, idx, config=config))(start)
+    start, state, out = run_steps(config)
     assert set(out) == {"loss", "grad_norm", "reconstruction_loss", "pace_term"}
     assert float(out["pace_term"]) > 0 and float(out["reconstruction_loss"]) > 0
     assert float(out["loss"]) == pytest.approx(float(out["reconstruction_loss"]) + 0.5 * float(out["pace_term"]))

@@ -8,8 +8,8 @@ import pytest
 
 from lerpnet import metrics, steps, train
 from lerpnet.configs import default as default_config
-from lerpnet.data import procedural_chairs
 from lerpnet.workdir import Workdir
+from tests.train_steps import run_steps
 
 # The options that change what the autoencoder sees or minimises (each is tested on its own where it
 # lives: lerpnet.augment, lerpnet.losses, the encoder in test_models); here, that train_step uses them.
@@ -29,21 +29,6 @@ def _config(overrides=None):
     return config
 
 
-@pytest.fixture(scope="module")
-def batch():
-    packed = np.asarray(train._pack(procedural_chairs(8, 0)))
-    return packed, np.arange(4, dtype=np.int32)
-
-
-def _step(config, batch, num_steps=2):
-    """The state after `num_steps` steps and the last step's outputs (its loss is after step 1's update)."""
-    state = steps.create_state(config)
-    step = jax.jit(lambda s, p, i: steps.train_step(s, p, i, config=config))
-    for _ in range(num_steps):
-        state, out = step(state, *batch)
-    return state, out
-
-
 def test_options_are_off_by_default():
     config = train.default_config()
     assert config.train.ema_decay == 0 and config.train.latent_noise == 0 and config.acai.weight == 0
@@ -54,9 +39,10 @@ def test_options_are_off_by_default():
     assert state.ema_params is None and state.critic is None
 
 
-def test_train_step_uses_the_options_and_stays_finite(batch):
-    base_state, base_out = _step(_config(), batch)
-    state, out = _step(_config(INPUT_OPTIONS), batch)
+def test_train_step_uses_the_options_and_stays_finite():
+    # two steps each: the second step's loss is after the first one's update
+    _, base_state, base_out = run_steps(_config(), num_steps=2)
+    _, state, out = run_steps(_config(INPUT_OPTIONS), num_steps=2)
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in out.values())
     assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state))
     assert float(out["loss"]) != pytest.approx(float(base_out["loss"]), rel=1e-4)
@@ -79,10 +65,9 @@ def test_ema_rule():
     np.testing.assert_allclose(early["w"], np.full(3, 0.9), rtol=1e-6)  # d = 1/10 at step 0: the average starts from the weights
 
 
-def test_ema_and_acai_in_the_step(batch):
+def test_ema_and_acai_in_the_step():
     config = _config({**EMA, **ACAI})
-    start = steps.create_state(config)
-    state, out = _step(config, batch, num_steps=1)
+    start, state, out = run_steps(config)
     d = min(0.99, 1 / 10)  # step 0
     for e, e0, p in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(start.ema_params),
                         jax.tree.leaves(state.params)):
