@@ -20,6 +20,8 @@ often in pieces, and weights >= 1 decoded every shape empty, so it is off there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -52,6 +54,18 @@ def path_latents(z: jax.Array, times: jax.Array) -> jax.Array:
     start, end = z[:pairs], jnp.flip(z, axis=0)[:pairs]
     t = times[:, 1:-1].reshape(times[:, 1:-1].shape + (1,) * (z.ndim - 1))
     return (1.0 - t) * start[:, None] + t * end[:, None]
+
+
+def batch_pace_term(decode: Callable[[jax.Array], jax.Array], z: jax.Array, logits: jax.Array, key: jax.Array,
+                    cfg: ml_collections.ConfigDict) -> jax.Array:
+    """The term of a training batch: its latents `z` and their reconstructions' `logits` (the paths'
+    ends, held fixed), `decode` (latents -> logits) for the points inside, times drawn from `key`."""
+    times = path_times(key, cfg.pairs, cfg.points)
+    inner = path_latents(z, times)
+    inner_logits = decode(inner.reshape((-1,) + z.shape[1:])).reshape(inner.shape[:2] + logits.shape[1:])
+    ends = jax.lax.stop_gradient(logits)  # the reconstruction loss owns the ends of each path
+    along = jnp.concatenate([ends[:cfg.pairs, None], inner_logits, jnp.flip(ends, axis=0)[:cfg.pairs, None]], axis=1)
+    return pace_term(jax.nn.sigmoid(cfg.sharpness * along), times)
 
 
 def pace_term(probs: jax.Array, times: jax.Array) -> jax.Array:

@@ -131,14 +131,8 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
             aux["morph_term"] = jnp.mean(losses.voxel_loss(morph_logits, morphs, config.loss))
             loss += morph_weight * aux["morph_term"]
         if config.pace.weight:
-            pairs = config.pace.pairs
-            times = pace.path_times(k_pace, pairs, config.pace.points)
-            inner = pace.path_latents(z, times)
-            inner_logits = state.apply_fn(params, inner.reshape((-1,) + z.shape[1:]), method=models.Autoencoder.decode)
-            ends = jax.lax.stop_gradient(logits)  # the reconstruction loss owns the ends of each path
-            along = jnp.concatenate([ends[:pairs, None], inner_logits.reshape(inner.shape[:2] + logits.shape[1:]),
-                                     jnp.flip(ends, axis=0)[:pairs, None]], axis=1)
-            aux["pace_term"] = pace.pace_term(jax.nn.sigmoid(config.pace.sharpness * along), times)
+            decode = functools.partial(state.apply_fn, params, method=models.Autoencoder.decode)
+            aux["pace_term"] = pace.batch_pace_term(decode, z, logits, k_pace, config.pace)
             loss += config.pace.weight * aux["pace_term"]
         if acai_cfg.weight:
             mixed, alpha = acai.interpolants(z, k_alpha)
