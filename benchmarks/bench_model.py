@@ -38,6 +38,7 @@ from lerpnet.allpairs import score_pairs
 from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import TritonLaunch, XlaLaunch, lerp_decode, lerp_decode_all_pairs
+from lerpnet.ops.lerp_decode.triton import default_launch as triton_default_launch
 from lerpnet.tables import write_table
 from lerpnet.timing import Timing, time_calls
 
@@ -70,6 +71,10 @@ def all_ordered_pairs(n: int) -> tuple[jax.Array, jax.Array]:
     return i.ravel(), j.ravel()
 
 
+def width_label(widths) -> str:
+    return f"decoder {widths[0]},{widths[1]}"
+
+
 def describe(launch) -> str:
     return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(launch).items())
 
@@ -96,8 +101,11 @@ class Bench:
         self.stem = pathlib.Path(workdir) / device_slug() / "bench_model"
         self.rows: list[dict] = []
         self.flops = model_flops(models.model_config())
-        self.launches = {"triton": TritonLaunch(**cfg.triton_launch), "xla": XlaLaunch(**cfg.xla_launch),
-                         "reference": None}  # Algorithm 1's launches: the sweep's fastest once it ran
+        # Algorithm 1's launches (None: the kernel's default for the widths), and per decoder width
+        # the sweep's fastest once it ran
+        self.launches = {"triton": TritonLaunch(**cfg.triton_launch) if cfg.triton_launch else None,
+                         "xla": XlaLaunch(**cfg.xla_launch), "reference": None}
+        self.swept: dict[str, TritonLaunch] = {}
 
     def time(self, fn, *args) -> Timing:
         return time_calls(fn, *args, warmup=self.cfg.warmup, repeats=self.cfg.repeats)
@@ -173,43 +181,58 @@ class Bench:
             self.add("decode", "lerpnet", implementation, dtype, z.shape[0], self.time(dec, params, z))
 
     def launch_sweep(self):
-        """The Triton kernel's launches at N = algorithm1_n[0], study widths, decode only (z given);
-        Algorithm 1 then runs on the fastest that agrees with the XLA implementation."""
+        """The Triton kernel's launches at N = algorithm1_n[0] for each decoder width, decode only (z
+        given); Algorithm 1 then runs each width on its fastest launch that agrees with the XLA
+        implementation."""
         cfg = self.cfg
         n = cfg.algorithm1_n[0]
-        model, params = self._model()
         z = jax.random.normal(jax.random.key(9), (n, 2, 2, 2, 8))
         i, j = all_ordered_pairs(n)
-        ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="xla")
-        best = None
-        for fields in tqdm(cfg.triton_sweep, desc="triton launches", unit="launch"):
-            launch = TritonLaunch(**fields)
-            if self.out_of_time(f"launch {describe(launch)}"):
-                break
-            fn = jax.jit(lambda p, z, i, j, launch=launch: lerp_decode(model, p, z, i, j, steps=cfg.steps,
-                                                                       implementation="triton", launch=launch))
-            t0 = time.perf_counter()
-            out = jax.block_until_ready(fn(params, z, i, j))
-            first_call_s = time.perf_counter() - t0  # mostly compilation
-            mismatch = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
-            t = self.time(fn, params, z, i, j)
-            self.add("decode", "lerpnet", f"lerp_decode triton N={n} {describe(launch)}", "bfloat16", n * n * cfg.steps,
-                     t, first_call_s=first_call_s, bit_mismatch_vs_xla=mismatch)
-            if mismatch < cfg.max_bit_mismatch and (best is None or t.median < best[0]):
-                best = (t.median, launch)
-            self.write()
-        if best is not None:
-            self.launches["triton"] = best[1]
+        for widths in cfg.decoder_widths:
+            model, params = self._model(decoder_features=tuple(widths))
+            label = width_label(widths)
+            ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="xla")
+            best = None
+            for fields in tqdm(cfg.triton_sweep, desc=f"triton launches, {label}", unit="launch"):
+                launch = TritonLaunch(**fields)
+                if self.out_of_time(f"launch {describe(launch)} {label}"):
+                    break
+                fn = jax.jit(lambda p, z, i, j, m=model, launch=launch: lerp_decode(
+                    m, p, z, i, j, steps=cfg.steps, implementation="triton", launch=launch))
+                t0 = time.perf_counter()
+                out = jax.block_until_ready(fn(params, z, i, j))
+                first_call_s = time.perf_counter() - t0  # mostly compilation
+                mismatch = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
+                t = self.time(fn, params, z, i, j)
+                self.add("decode", "lerpnet", f"lerp_decode triton N={n} {describe(launch)}", "bfloat16",
+                         n * n * cfg.steps, t, flops=model_flops(model.config)["decode"], decoder=label,
+                         first_call_s=first_call_s, bit_mismatch_vs_xla=mismatch)
+                if mismatch < cfg.max_bit_mismatch and (best is None or t.median < best[0]):
+                    best = (t.median, launch)
+                self.write()
+            if best is not None:
+                self.swept[label] = best[1]
+
+    def _launch(self, implementation: str, label: str):
+        """The launch Algorithm 1 runs `implementation` with at decoder width `label`."""
+        if implementation == "triton" and label in self.swept:
+            return self.swept[label]
+        return self.launches[implementation]
 
     def algorithm1(self):
         """Encode N shapes and decode every ordered pair's path through lerpnet.ops.lerp_decode."""
         cfg = self.cfg
-        self.meta["algorithm1_launch"] = {k: describe(v) for k, v in self.launches.items() if v is not None}
         mismatch = self.meta.setdefault("bit_mismatch_vs_reference", {})
+        used = self.meta.setdefault("algorithm1_launch", {})
         for widths in cfg.decoder_widths:
             model, params = self._model(decoder_features=tuple(widths))
             flops = model_flops(model.config)["decode"]
-            label = f"decoder {widths[0]},{widths[1]}"
+            label = width_label(widths)
+            for name in cfg.implementations:
+                launch = self._launch(name, label)
+                if name == "triton" and launch is None:
+                    launch = triton_default_launch(params)
+                used[f"{name} {label}"] = describe(launch) if launch is not None else "none"
             # correctness on the device: each implementation against the unfused float32 reference
             x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)
             z = model.apply(params, x, method=models.Autoencoder.encode)
@@ -218,7 +241,7 @@ class Bench:
             ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="reference")
             for name in cfg.implementations:
                 out = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation=name,
-                                  launch=self.launches[name])
+                                  launch=self._launch(name, label))
                 mismatch[f"{name} {label}"] = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
             for n in tqdm(cfg.algorithm1_n, desc=f"Algorithm 1, {label}", unit="N"):
                 self._algorithm1_rows(model, params, n, label, flops)
@@ -259,7 +282,7 @@ class Bench:
         for name in cfg.implementations:
             if n > cfg.max_n.get(name, n) or self.out_of_time(f"Algorithm 1 {name} N={n} {label}"):
                 continue
-            launch = self.launches[name]
+            launch = self._launch(name, label)
             every_pair = jax.jit(lambda p, x, i, j, name=name, launch=launch: lerp_decode(
                 model, p, encode(p, x), i, j, steps=cfg.steps, implementation=name, launch=launch))
             once = jax.jit(lambda p, x, name=name, launch=launch: lerp_decode_all_pairs(
@@ -330,7 +353,7 @@ class Bench:
                 decode = ta.make_decode(widths, z, dtype=getattr(torch, dtype), form=form)
                 self.add("decode", label, form, dtype, cfg.decode_batch, timed(decode),
                          flops=model_flops(models.model_config(decoder_features=widths))["decode"],
-                         decoder=f"decoder {widths[0]},{widths[1]}")
+                         decoder=width_label(widths))
             except torch.OutOfMemoryError:  # one form too big for what is left beside jax: the others still run
                 cell = f"{label} decode {form} {dtype} {widths}"
                 self.meta.setdefault("errors", {})[cell] = traceback.format_exc(limit=-2)

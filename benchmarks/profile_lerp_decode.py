@@ -3,8 +3,8 @@
     python -m benchmarks.profile_lerp_decode --n=50 [--launch=programs=528,rows=4] [--decoder_features=64,64]
 
 One launch of Algorithm 1's decode for N random latents, every ordered pair, 11 steps, with the
-TritonLaunch knobs given as k=v (defaults elsewhere); under Nsight Compute select the kernel named
-`lerp_decode`. Needs a CUDA GPU (elsewhere the kernel would only interpret).
+TritonLaunch knobs given as k=v (none: the launch the kernel runs by default for these widths,
+`default_launch`); under Nsight Compute select the kernel named `lerp_decode`. Needs a CUDA GPU (elsewhere the kernel would only interpret).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from absl import app, flags
 
 from lerpnet import models
 from lerpnet.ops.lerp_decode import TritonLaunch, lerp_decode
+from lerpnet.ops.lerp_decode.triton import default_launch
 
 _N = flags.DEFINE_integer("n", 4, "latents N; the launch decodes N^2 pairs x 11 steps", lower_bound=1)
 _LAUNCH = flags.DEFINE_list("launch", [], "TritonLaunch knobs as k=v, e.g. programs=528,rows=4")
@@ -39,10 +40,11 @@ def main(argv):
     del argv
     if jax.default_backend() != "gpu":
         raise SystemExit("profile_lerp_decode needs a CUDA GPU (the kernel only interprets elsewhere)")
-    launch = parse_launch(_LAUNCH.value)
+    launch = parse_launch(_LAUNCH.value) if _LAUNCH.value else None
     features = tuple(int(c) for c in _FEATURES.value)
     model = models.Autoencoder(models.model_config(decoder_features=features))
     params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+    launch = launch or default_launch(params)
     n = _N.value
     z = jax.random.normal(jax.random.key(1), (n, 2, 2, 2, 8))
     i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))

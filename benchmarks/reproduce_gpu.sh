@@ -17,6 +17,7 @@
 #   kernels      OUTDIR/bench_interpolation/<device>/ benchmarks.bench_interpolation: the lerp kernels' launches
 #   sweep        OUTDIR/sweep_sizes/<device>/         benchmarks.sweep_sizes: the study's size sweep
 #   profile      OUTDIR/profile/                      Nsight Compute on one lerp_decode launch (N = 50), both decoder widths
+#                                                     (LERPNET_PROFILE_FEATURES="64,64": one of them)
 #
 # LERPNET_INTERPOLATE_VARIANTS picks the interpolate runs ("modelnet_study:n50 modelnet_chairs:n200": the
 # first two). No PART: all of them, in this order. Each command of a part is stopped after LERPNET_TIMEOUT_<PART>
@@ -151,7 +152,7 @@ part_profile() {
   mkdir -p profile
   export XLA_FLAGS="--xla_gpu_enable_command_buffer=" JAX_COMPILATION_CACHE_DIR="$OUTDIR/runs/jax_cache" \
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
-  for features in 16,32 64,64; do
+  for features in ${LERPNET_PROFILE_FEATURES:-16,32 64,64}; do
     name="lerp_decode_${features/,/_}"
     launch=(-m benchmarks.profile_lerp_decode --n=50 --decoder_features="$features")
     logged "logs/profile_$name.log" "$limit" "$PYTHON" "${launch[@]}" || { failed=1; continue; }

@@ -42,15 +42,20 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.end_to_end = ((1000, 16, 32, 1, 3), (1000, 64, 64, 1, 2), (5000, 16, 32, 0, 1))
     cfg.max_n = ml_collections.ConfigDict(dict(xla=50))  # an implementation is timed up to this N only
     cfg.reference_shapes = 755  # the training set novelty is scored against (ModelNet's 755 training chairs)
-    # the launches when no sweep ran (lerpnet.ops.lerp_decode.TritonLaunch / XlaLaunch fields)
-    cfg.triton_launch = ml_collections.ConfigDict(dict(programs=528, rows=4, up1_rows=8, num_warps=4))
+    # the launches when no sweep ran: TritonLaunch fields (empty: the kernel's measured default for
+    # the model's widths, lerpnet.ops.lerp_decode.triton.default_launch) and XlaLaunch fields
+    cfg.triton_launch = ml_collections.ConfigDict()
     cfg.xla_launch = ml_collections.ConfigDict(dict(chunk=256))
-    # Triton launches timed at N = algorithm1_n[0], decode only. Smaller up2 slabs (rows) and up1 slabs
-    # (up1_rows) shrink the accumulators: fewer registers per thread, more programs resident per SM
+    # Triton launches timed for each decoder width at N = algorithm1_n[0], decode only. Smaller up2
+    # slabs (rows) and up1 slabs (up1_rows) shrink the accumulators: fewer registers per thread,
+    # more programs resident per SM; at (64, 64) channels an up1 slab of 8 rows holds 256 float32
+    # accumulators a thread at 4 warps, so the sweep also tries 8 warps and fewer programs
     cfg.triton_sweep = tuple(
-        dict(programs=p, rows=r, up1_rows=u, num_warps=w)
-        for p, r, u, w in [(528, 4, 8, 4), (528, 2, 4, 4), (528, 2, 2, 4), (528, 1, 2, 4), (792, 2, 2, 4),
-                           (1056, 2, 2, 4), (1056, 1, 1, 4), (792, 1, 1, 4), (528, 4, 4, 8)])
+        dict(programs=p, rows=r, up1_rows=u, num_warps=w, num_stages=s)
+        for p, r, u, w, s in [(528, 4, 8, 4, 1), (528, 4, 4, 4, 1), (528, 4, 2, 4, 1), (528, 2, 4, 4, 1),
+                              (528, 2, 2, 4, 1), (528, 1, 2, 4, 1), (792, 2, 2, 4, 1), (1056, 2, 2, 4, 1),
+                              (528, 4, 8, 8, 1), (528, 4, 4, 8, 1), (264, 4, 8, 8, 1), (264, 8, 8, 8, 1),
+                              (396, 4, 4, 4, 1), (264, 4, 4, 4, 1), (528, 4, 4, 4, 2), (528, 2, 2, 8, 1)])
     cfg.max_bit_mismatch = 5e-3  # a swept launch differing from the XLA implementation on more bits is not chosen
     cfg.check_n = 13  # each implementation against the unfused reference on N = check_n (uneven items)
     cfg.matmul_size = 8192

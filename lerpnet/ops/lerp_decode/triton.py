@@ -43,9 +43,10 @@ class TritonLaunch(Launch):
     and up2 in slabs of `rows` 8-grid rows (smaller slabs: smaller accumulators, fewer registers);
     `num_stages` software-pipelines the tap and view loops.
 
-    The defaults are the fastest launch measured on an H100 for the study's widths
-    (results/perf/README.md): 255 registers a thread, so 2 programs (8 warps) share an SM and loads
-    wait (Nsight Compute); smaller slabs free registers but ran slower.
+    The defaults are the fastest launch measured on an H100 and an H200 for the study's widths
+    (results/bench_model/README.md): 255 registers a thread, so 2 programs (8 warps) share an SM and
+    loads wait (Nsight Compute); smaller slabs free registers but ran slower. `default_launch` picks
+    the launch measured fastest for a model's widths.
     """
 
     powers_of_two: ClassVar[tuple[str, ...]] = ("rows", "up1_rows", "num_warps")
@@ -62,6 +63,15 @@ class TritonLaunch(Launch):
 
 
 LAUNCH = TritonLaunch
+# The fastest launch the benchmark's sweep measured for each decoder width (C0, C1)
+# (benchmarks.bench_model, launch_sweep; results/bench_model/); other widths take the class defaults.
+MEASURED_LAUNCHES: dict[tuple[int, int], TritonLaunch] = {(16, 32): TritonLaunch()}
+
+
+def default_launch(params) -> TritonLaunch:
+    """The launch `lerp_decode` runs when given none: the measured fastest for the decoder's widths."""
+    channels = tuple(int(c) for c in decoder_params(params)["up1"]["kernel"].shape[-2:])
+    return MEASURED_LAUNCHES.get(channels, TritonLaunch())
 
 
 def unsupported(activation: str, params) -> str:
@@ -221,9 +231,10 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
                 launch: TritonLaunch | None = None, interpret: bool = False) -> jax.Array:
-    """Packed (P, stop - first, 32, 32); ValueError when the kernel does not cover the model."""
+    """Packed (P, stop - first, 32, 32); ValueError when the kernel does not cover the model.
+    launch None: `default_launch(params)`."""
     reason = unsupported(model.config.activation, params)
     if reason:
         raise ValueError(reason)
     return _lerp_decode(params, z, i, j, logit, steps=steps, span=span, activation=model.config.activation,
-                        launch=launch or TritonLaunch(), interpret=interpret)
+                        launch=launch or default_launch(params), interpret=interpret)
