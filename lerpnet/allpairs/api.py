@@ -5,7 +5,8 @@ lerpnet` callers all call it. Each distinct shape is decoded once for both pair 
 own grids (t = 0 and t = 1 of every path) in one pass, then only the interior steps of the pairs
 i < j, block by block, fused, thresholded and bit-packed on the chip, scored on the device. In
 "all" mode the path j -> i is i -> j reversed and (i, i) is shape i at every step, so their scores
-are derived (lerpnet.allpairs.scores.ordered_pair_scores) rather than decoded again.
+are derived (lerpnet.allpairs.scores.OrderedPairScores, filled as each block arrives) rather than
+decoded again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from lerpnet import distributed
 from lerpnet.allpairs.plan import Plan, block_step, device_mesh, num_blocks, plan_blocks
-from lerpnet.allpairs.scores import as_packed, ordered_pair_scores, reference_matrix
+from lerpnet.allpairs.scores import OrderedPairScores, as_packed, reference_matrix
 from lerpnet.allpairs.shapes import PAIR_MODES, pair_list
 from lerpnet.allpairs.stream import Store, stream_blocks, stream_share
 from lerpnet.bitpack import unpack_voxels
@@ -125,9 +126,10 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
         shared_pairs = distributed.total(shares[0].pairs_computed)
         if not distributed.is_primary():
             return None
-    results = [stream_blocks(step, operands, rows, store=store, first_block=first, progress=progress, desc=desc)
-               for step, rows, first, desc in streams]
-    scores = results[0][0] if len(results) == 1 else ordered_pair_scores(results[0][0], results[1][0], n)
+    ordered = OrderedPairScores(n) if pairs == "all" else None
+    results = [stream_blocks(step, operands, rows, store=store, first_block=first, progress=progress, desc=desc,
+                             sink=None if ordered is None else ordered.add) for step, rows, first, desc in streams]
+    scores = results[0][0] if ordered is None else ordered.result()
     computed = shared_blocks + sum(stats.blocks_computed for _, stats in results)
     interior = (shared_pairs + results[0][1].pairs_computed) * (steps - 2)
     return PairScores(pair_list(n, pairs), scores, implementation, plan.block_pairs, plan.memory_bytes,

@@ -9,7 +9,7 @@ a midpoint counts as a shape at all; `medians` and `by_split` summarise.
 
 The path from j to i is the path from i to j reversed, so `reversed_scores` derives its scores
 from those of i -> j (exactly: every rule below is checked against it in the tests), and
-`ordered_pair_scores` assembles every ordered pair from the unique ones and the N constant paths.
+`OrderedPairScores` assembles every ordered pair from the unique ones and the N constant paths.
 """
 
 from __future__ import annotations
@@ -148,22 +148,40 @@ def reversed_scores(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def ordered_pair_scores(unique: dict[str, np.ndarray], diagonal: dict[str, np.ndarray], n: int) -> dict:
-    """Every ordered pair (i, j) of n shapes, row i * n + j, from the scores of the pairs i < j (in
-    `np.triu_indices(n, 1)` order) and of the n constant paths (i, i); `reverse_*` keys dropped."""
-    i, j = np.divmod(np.arange(n * n), n)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    row = lo * n - lo * (lo + 1) // 2 + hi - lo - 1  # the row of (lo, hi) among the pairs i < j
-    backward = reversed_scores(unique) if len(row) else unique
-    out = {}
-    for key in (k for k in diagonal if not k.startswith("reverse_")):
-        forward, back, same = unique[key], backward[key], diagonal[key]
-        column = np.empty((n * n, *same.shape[1:]), same.dtype)
-        column[i < j] = forward[row[i < j]]
-        column[i > j] = back[row[i > j]]
-        column[i == j] = same[i[i == j]]
-        out[key] = column
-    return out
+class OrderedPairScores:
+    """Every ordered pair's scores, row i * n + j, filled block by block as the paths are scored.
+
+    A block of pairs i < j fills (i, j) and, through `reversed_scores`, (j, i); a block of constant
+    paths (i, i) fills the diagonal; `reverse_*` keys are dropped. Filling a block while the device
+    scores the next keeps this host work (25 M rows at N = 5000) off the stream's critical path.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+        self._scores: dict[str, np.ndarray] = {}
+        self._filled = 0
+
+    def add(self, pairs: np.ndarray, part: dict[str, np.ndarray]) -> None:
+        """One block: its pairs (K, 2) and their host scores (K, ...)."""
+        i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+        other = i != j
+        backward = reversed_scores({k: v[other] for k, v in part.items()}) if other.any() else {}
+        for key, value in part.items():
+            if key.startswith("reverse_"):
+                continue
+            if key not in self._scores:
+                self._scores[key] = np.empty((self.n * self.n, *value.shape[1:]), value.dtype)
+            grid = self._scores[key]
+            grid[i * self.n + j] = value
+            if backward:
+                grid[j[other] * self.n + i[other]] = backward[key]
+        self._filled += len(i) + int(other.sum())
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The (n * n, ...) scores; ValueError unless every ordered pair was filled once."""
+        if self._filled != self.n * self.n:
+            raise ValueError(f"{self._filled} of the {self.n * self.n} ordered pairs were scored")
+        return self._scores
 
 
 def plausible(scores: dict[str, np.ndarray], plausible_cfg) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import jax
@@ -47,23 +47,34 @@ class StreamStats:
 
 
 def stream_blocks(plan: Plan, operands: tuple, rows: np.ndarray, *, store: Store | None = None, first_block: int = 0,
-                  progress: bool = False, desc: str = "decode+score") -> tuple[dict[str, np.ndarray], StreamStats]:
+                  progress: bool = False, desc: str = "decode+score",
+                  sink: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+                  ) -> tuple[dict[str, np.ndarray], StreamStats]:
     """The scores of every pair in `rows` (K, 2), block by block in order, as host arrays (K, ...).
 
     Blocks the store already holds are read, not computed; the others are computed and saved.
-    Block k of this stream is block `first_block + k` of the store.
+    Block k of this stream is block `first_block + k` of the store. With a `sink`, each block's
+    pairs and scores go to it as they arrive (a computed block while the device works on the next)
+    and the scores returned are empty.
     """
     chunks = _chunks(rows, plan.block_pairs)
     parts = [store.load(first_block + k, chunk) if store is not None else None for k, chunk in enumerate(chunks)]
     todo = [k for k, part in enumerate(parts) if part is None]
+    if sink is not None:
+        for k in (k for k, part in enumerate(parts) if part is not None):
+            sink(chunks[k], parts[k])
+            parts[k] = None
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), unit="block", desc=desc, disable=not progress)
     start = time.perf_counter()
     for k, part in _computed(plan, operands, chunks, todo, store, first_block):
-        parts[k] = part
+        if sink is None:
+            parts[k] = part
+        else:
+            sink(chunks[k], part)
         bar.update(1)
     seconds = time.perf_counter() - start
     bar.close()
-    scores = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if parts else {}
+    scores = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if sink is None else {}
     return scores, StreamStats(len(chunks), len(todo), sum(len(chunks[k]) for k in todo), seconds)
 
 

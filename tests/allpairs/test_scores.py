@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from lerpnet.allpairs.scores import (
+    OrderedPairScores,
     by_split,
     largest_part,
     midpoint_novelty,
     nearest_iou,
-    ordered_pair_scores,
     path_scores,
     plausible,
     reference_matrix,
@@ -151,14 +151,22 @@ def test_reversing_an_even_path_without_its_other_midpoint_is_refused_and_unknow
         reversed_scores({"occupancy": scores["occupancy"][:, :3], "new_score": scores["smoothness"]})
 
 
-def test_every_ordered_pair_comes_from_the_unique_pairs_and_the_constant_paths():
+def test_every_ordered_pair_comes_from_the_unique_pairs_and_the_constant_paths_block_by_block():
     n, steps = 4, 3
     rng = np.random.default_rng(1)
     unique = {"iou_start": rng.random(6), "iou_end": rng.random(6), "occupancy": rng.random((6, steps)),
               "novelty_iou": rng.random(6)}
     diagonal = {k: rng.random((n, *v.shape[1:])) for k, v in unique.items()}
-    out = ordered_pair_scores(unique, diagonal, n)
     iu, ju = np.triu_indices(n, 1)
+    pairs = np.stack([iu, ju], axis=1)
+    ordered = OrderedPairScores(n)
+    for rows in (slice(0, 4), slice(4, 6)):  # blocks arrive one at a time, the constant paths last
+        ordered.add(pairs[rows], {k: v[rows] for k, v in unique.items()})
+    with pytest.raises(ValueError, match="12 of the 16 ordered pairs were scored"):
+        ordered.result()
+    ordered.add(np.repeat(np.arange(n), 2).reshape(n, 2), diagonal)
+    out = ordered.result()
+    assert out.keys() == unique.keys() and out["occupancy"].shape == (n * n, steps)
     for row, (i, j) in enumerate(zip(iu, ju)):
         assert out["iou_start"][i * n + j] == unique["iou_start"][row]
         assert out["iou_start"][j * n + i] == unique["iou_end"][row]
