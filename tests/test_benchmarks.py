@@ -43,6 +43,21 @@ def test_smoke_run_writes_a_table(tmp_path):
         assert bench.stem.with_suffix(suffix).read_text().count("\n") > len(data["rows"])
 
 
+def test_launch_sweep_keeps_each_widths_fastest_launch_for_algorithm1(tmp_path):
+    cfg = bench_config.get_config("smoke")
+    cfg.algorithm1_n = (2,)
+    cfg.triton_sweep = (dict(programs=2, rows=4, up1_rows=8, num_warps=4, num_stages=1),
+                        dict(programs=3, rows=2, up1_rows=4, num_warps=4, num_stages=1))
+    bench = bench_model.Bench(cfg, tmp_path)
+    bench.launch_sweep()
+    rows = [r for r in bench.rows if r["variant"].startswith("lerp_decode triton N=2")]
+    assert [r["decoder"] for r in rows] == ["decoder 16,32"] * 2
+    assert all(r["bit_mismatch_vs_xla"] < cfg.max_bit_mismatch and r["useful_tflop_s"] > 0 for r in rows)
+    fastest = min(rows, key=lambda r: r["median_s"])
+    assert fastest["variant"].endswith(bench_model.describe(bench._launch("triton", "decoder 16,32")))
+    assert bench._launch("triton", "decoder 64,64") is None  # not swept: the kernel's default for the widths
+
+
 def test_unknown_parts_are_refused_before_any_work(tmp_path):
     cfg = bench_config.get_config("smoke")
     cfg.parts = ("ceilings", "fused")
