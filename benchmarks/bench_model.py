@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import os
 import pathlib
 import statistics
 import time
@@ -425,7 +426,12 @@ def define_flags() -> None:
 
 def main(argv):
     del argv
-    bench = run(flags.FLAGS.config, flags.FLAGS.workdir)
+    cfg = flags.FLAGS.config
+    if {"torch", "torch_compile"} & set(cfg.parts):
+        # PyTorch shares the process and the GPU: jax's default 75% share left torch.compile's bf16
+        # graphs too little memory. Read when jax first touches the GPU, so set before any jax work.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", str(cfg.jax_memory_fraction))
+    bench = run(cfg, flags.FLAGS.workdir)
     print(bench.stem.with_suffix(".md").read_text())
     print(f"wrote {bench.stem}.{{md,csv,json}}")
 

@@ -65,6 +65,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.pos_weight = 10.0
     cfg.learning_rate = 1e-3
     cfg.occupancy = 0.05  # random training voxels at about chairs' occupancy
+    # jax's share of GPU memory when the PyTorch parts run in the same process (XLA_PYTHON_CLIENT_MEM_FRACTION,
+    # unless set): Algorithm 1's blocks take 8 GiB; at jax's default 0.75 torch.compile's bf16 graphs ran out
+    cfg.jax_memory_fraction = 0.5
     cfg.time_budget_s = 280.0  # the sweep, torch.compile and layers stop once this much wall time is spent
     if variant == "smoke":
         cfg.parts = ("ceilings", "algorithm1", "train", "decode", "torch", "layers")
