@@ -48,3 +48,17 @@ def time_calls(fn: Callable[..., Any], *args: Any, warmup: int = 3, repeats: int
         jax.block_until_ready(fn(*args))
         samples.append(time.perf_counter() - start)
     return Timing(tuple(samples))
+
+
+class Laps:
+    """Where a program's wall time goes: `lap(step)` records the seconds since the previous lap (or
+    since construction), so the steps' seconds add up to the whole."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = now - self._last
+        self._last = now

@@ -32,7 +32,7 @@ from lerpnet.configs import interpolate as interpolate_config
 from lerpnet.data import dataset_config, load_dataset
 from lerpnet.device import device_info
 from lerpnet.models import Autoencoder
-from lerpnet.timing import time_calls
+from lerpnet.timing import Laps, time_calls
 from lerpnet.workdir import POOR_VAL_IOU, Run, load_run
 
 
@@ -69,7 +69,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
 
 def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, ...],
                               held: contextlib.ExitStack) -> dict | None:
-    started = time.perf_counter()
+    started, laps = time.perf_counter(), Laps()
     interpolate_config.check(config)
     if config.timing.repeats and jax.process_count() > 1:
         raise ValueError(f"config field timing.repeats={config.timing.repeats} times one process; this run has "
@@ -99,6 +99,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     }
     store = held.enter_context(BlockStore(workdir, fingerprint, config.block_pairs))
     distributed.check_same(store.key, "the run's fingerprint (parameters, shapes and settings)")
+    laps.lap("read")
 
     # 2. Their latents.
     encode = jax.jit(functools.partial(model.apply, method=Autoencoder.encode))
@@ -107,6 +108,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     if broken:
         raise ValueError(f"{run.checkpoint} encodes {len(broken)} shape(s) to NaN or inf latents (e.g. {broken[:3]}): "
                          "its parameters are not usable")
+    laps.lap("encode")
 
     # 3. Every pair's path, decoded and scored (the first write is plan.json, once the plan fits).
     settings = dict(reference=reference.train_voxels, pairs=config.pairs, steps=config.steps, threshold=threshold,
@@ -116,6 +118,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     result = score_pairs(model, run.params, z, shapes.voxels, **settings, store=store, progress=config.progress)
     if result is None:
         return None  # another process (process 0) reads every block back and writes the reports
+    laps.lap("score_pairs")  # compiling included
     scores = {**result.scores, "i": result.pairs[:, 0], "j": result.pairs[:, 1]}
     scores["plausible"] = ok = plausible(scores, config.plausible)
     timed = None
@@ -125,6 +128,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
             return score_pairs(model, run.params, latents, shapes.voxels, **settings).scores
 
         timed = time_calls(end_to_end, warmup=config.timing.warmup, repeats=config.timing.repeats)
+        laps.lap("timing")
 
     # 4. Reports: the table, the most novel midpoints, the exported paths.
     outputs = {"config": writers.write_text(workdir / "config.json",
@@ -146,7 +150,9 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     if timed is not None:
         summary["end_to_end"] = {**timed.as_dict(), "decoded_shapes_per_second": summary["decoded_shapes"] / timed.median,
                                  "what": "encode + decode + threshold + pack + score, every pair"}
+    laps.lap("reports")
     summary["wall_seconds"] = time.perf_counter() - started
+    summary["seconds"] = laps.seconds  # where wall_seconds went: read, encode, score_pairs, timing, reports
     summary["outputs"] = {k: str(v) for k, v in (outputs | {"summary": workdir / "summary.json",
                                                            "by_split": workdir / "summary_by_split.md"}).items()}
     reports.write_summary(workdir, summary)
