@@ -4,7 +4,8 @@
 
 One launch of Algorithm 1's decode for N random latents, every ordered pair, 11 steps, with the
 TritonLaunch knobs given as k=v (none: the launch the kernel runs by default for these widths,
-`default_launch`); under Nsight Compute select the kernel named `lerp_decode`. Needs a CUDA GPU (elsewhere the kernel would only interpret).
+`default_launch`); under Nsight Compute select the kernel named `lerp_decode`. Needs a CUDA GPU
+(elsewhere the kernel would only interpret).
 """
 
 from __future__ import annotations

@@ -165,7 +165,10 @@ class OrderedPairScores:
         """One block: its pairs (K, 2) and their host scores (K, ...)."""
         i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
         other = i != j
-        backward = reversed_scores({k: v[other] for k, v in part.items()}) if other.any() else {}
+        if other.all():  # a block of pairs i < j (blocks of constant paths have none)
+            backward = reversed_scores(part)
+        else:
+            backward = reversed_scores({k: v[other] for k, v in part.items()}) if other.any() else {}
         for key, value in part.items():
             if key.startswith("reverse_"):
                 continue
