@@ -8,7 +8,10 @@ H100 80GB HBM3 (jax 0.11.2, torch 2.11; results/bench_model/): about 4 minutes w
 sweep, torch.compile and the layer forms stop once `time_budget_s` is spent); training 41k shapes/s
 float32 (1.27x the best PyTorch), decoding 315k float32 (1.60x PyTorch eager, 1.44x torch.compile),
 the Triton lerp_decode kernel 0.9M shapes/s with the study's widths, Algorithm 1 at N = 50 in 31 ms
-(13 ms decoding each distinct shape once).
+(13 ms decoding each distinct shape once). One NVIDIA H200 at the (64, 64) decoder
+(`--config.decoder_widths="((64,64),)"`): the launch sweep 16 launches, 62.7 ms for the fastest (every
+ordered pair at N = 50); Algorithm 1 end to end 42.3 ms at N = 50, 11.0 s at N = 1000, 3.6x and 5.6x
+PyTorch's best (torch.compile).
 Smoke variant (2 CPU cores, about a minute; what tests/test_benchmarks.py runs):
     python -m benchmarks.bench_model --config=configs/bench_model.py:smoke --workdir=/tmp/bench
 """
