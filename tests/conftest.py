@@ -1,8 +1,11 @@
-"""Shared test setup: CPU-friendly JAX settings, the path to the real data in ../shared, the `gpu` and
-`interpret` markers, and lowering for CUDA on an abstract H100."""
+"""Shared test setup: CPU-friendly JAX settings and a compilation cache, the path to the real data in
+../shared, the `gpu` and `interpret` markers, and lowering for CUDA on an abstract H100."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 import jax
 import pytest
@@ -14,6 +17,12 @@ if jax.default_backend() == "cpu":
     # CI has 2 cores and no GPU: compile fast, run small, in this process and in the programs tests start.
     jax.config.update("jax_disable_most_optimizations", True)
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
+    # Tests compile the same programs again and again (each train_and_evaluate call jits afresh): a
+    # compilation cache of this test process turns the repeats into loads.
+    _COMPILED = tempfile.mkdtemp(prefix="lerpnet_tests_jax_cache_")
+    atexit.register(shutil.rmtree, _COMPILED, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", _COMPILED)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 ON_GPU = jax.default_backend() == "gpu"
 H100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="cuda")
