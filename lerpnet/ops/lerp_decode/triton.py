@@ -69,21 +69,24 @@ LAUNCH = TritonLaunch
 MEASURED_LAUNCHES: dict[tuple[int, int], TritonLaunch] = {(16, 32): TritonLaunch(), (64, 64): TritonLaunch(up1_rows=4)}
 
 
+def _channels(params) -> tuple[int, int]:
+    """The decoder's (C0, C1): up1's input and output channels."""
+    return tuple(int(c) for c in decoder_params(params)["up1"]["kernel"].shape[-2:])
+
+
 def default_launch(params) -> TritonLaunch:
     """The launch `lerp_decode` runs when given none: the measured fastest for the decoder's widths."""
-    channels = tuple(int(c) for c in decoder_params(params)["up1"]["kernel"].shape[-2:])
-    return MEASURED_LAUNCHES.get(channels, TritonLaunch())
+    return MEASURED_LAUNCHES.get(_channels(params), TritonLaunch())
 
 
 def unsupported(activation: str, params) -> str:
     """Why the kernel cannot decode this model ('' when it can)."""
     if activation not in ACTIVATIONS:
         return f"the triton lerp_decode implements activations {', '.join(ACTIVATIONS)}; the model uses {activation!r}"
-    dec = decoder_params(params)
-    channels = dec["up1"]["kernel"].shape[-2:]
+    channels = _channels(params)
     if any(c < 16 or c & (c - 1) for c in channels):
         return (f"the triton lerp_decode needs decoder_features that are powers of two >= 16 (Triton arrays "
-                f"and dots), got {tuple(int(c) for c in channels)}")
+                f"and dots), got {channels}")
     return ""
 
 
