@@ -60,7 +60,7 @@ def model_flops(cfg) -> dict[str, float]:
 
 def _torch_peer(row: dict) -> tuple[str, str]:
     """Rows compared with the same PyTorch figure: one task at one decoder width (untagged: the study's)."""
-    return row["task"], row.get("decoder", "decoder 16,32")
+    return row["task"], row.get("decoder", width_label((16, 32)))
 
 
 def random_voxels(key, n: int, occupancy: float) -> jax.Array:
@@ -191,7 +191,7 @@ class Bench:
         i, j = all_ordered_pairs(n)
         for widths in cfg.decoder_widths:
             model, params = self._model(decoder_features=tuple(widths))
-            label = width_label(widths)
+            label, flops = width_label(widths), model_flops(model.config)["decode"]
             ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="xla")
             best = None
             for fields in tqdm(cfg.triton_sweep, desc=f"triton launches, {label}", unit="launch"):
@@ -206,7 +206,7 @@ class Bench:
                 mismatch = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
                 t = self.time(fn, params, z, i, j)
                 self.add("decode", "lerpnet", f"lerp_decode triton N={n} {describe(launch)}", "bfloat16",
-                         n * n * cfg.steps, t, flops=model_flops(model.config)["decode"], decoder=label,
+                         n * n * cfg.steps, t, flops=flops, decoder=label,
                          first_call_s=first_call_s, bit_mismatch_vs_xla=mismatch)
                 if mismatch < cfg.max_bit_mismatch and (best is None or t.median < best[0]):
                     best = (t.median, launch)
