@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from benchmarks import bench_interpolation, bench_model, timing, train_results
+from benchmarks import bench_interpolation, bench_model, profile_score_pairs, timing, train_results
 from lerpnet.timing import time_calls
 from lerpnet.configs import bench_model as bench_config
 
@@ -161,3 +161,18 @@ def test_reproduce_gpu_checks_its_arguments_before_any_work(tmp_path, args, env,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr
     assert not out.exists()
+
+
+def test_trace_summary_sums_kernels_by_name_and_counts_overlaps_once():
+    meta = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+            {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/host:CPU"}}]
+    kernels = [("lerp_decode", 0, 1000), ("lerp_decode", 2000, 1000), ("fusion", 2500, 1000)]  # us; overlapping
+    events = meta + [{"ph": "X", "pid": 1, "name": n, "ts": t, "dur": d} for n, t, d in kernels]
+    events += [{"ph": "X", "pid": 2, "name": "score_pairs", "ts": 0, "dur": 5000},
+               {"ph": "X", "pid": 3, "name": "unnamed process", "ts": 0, "dur": 9000},
+               {"ph": "i", "pid": 1, "name": "instant", "ts": 0}]
+    rows, totals = profile_score_pairs.summarize_trace(events)
+    assert rows == [{"where": "device", "name": "lerp_decode", "calls": 2, "total_ms": 2.0},
+                    {"where": "device", "name": "fusion", "calls": 1, "total_ms": 1.0},
+                    {"where": "host", "name": "score_pairs", "calls": 1, "total_ms": 5.0}]
+    assert totals == {"device_busy_ms": 2.5, "device_kernel_ms": 3.0}

@@ -52,7 +52,9 @@ class PairScores:
 
 @dataclasses.dataclass(frozen=True)
 class _Compiled:
-    shapes: jax.stages.Wrapped  # (params, z chunk) -> the shapes' own packed grids
+    # (params, z, inputs, reference) -> the shapes' own packed grids, the packed inputs and
+    # `reference_matrix(reference)`: one jitted call, so a call's set-up is one dispatch, not dozens
+    prepare: jax.stages.Wrapped
     pairs: Plan  # unique pairs i < j
     diagonal: Plan | None  # the constant paths (i, i), "all" mode only
 
@@ -96,7 +98,6 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
         raise ValueError(f"score_pairs on {processes} processes shares its blocks through a store: pass store= "
                          "(a BlockStore in a folder every process sees)")
     implementation = resolve_implementation(model, params, implementation)
-    inputs, reference = as_packed(inputs), reference_matrix(reference)
     mesh = device_mesh(num_devices)
     compiled = _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance,
                         int(memory_budget_mb * 2**20), block_pairs, mesh)
@@ -107,11 +108,7 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
         store.start(plan.block_pairs)
 
     start = time.perf_counter()
-    at_once = min(n, _SHAPES_AT_ONCE)
-    padded = jnp.zeros((-(-n // at_once) * at_once, *z.shape[1:]), z.dtype).at[:n].set(z)
-    endpoints = jnp.concatenate([compiled.shapes(params, padded[k : k + at_once])
-                                 for k in range(0, len(padded), at_once)])[:n]
-    operands = plan.operands(params, z, endpoints, inputs, *reference)
+    operands = plan.operands(params, z, *compiled.prepare(params, z, inputs, reference))
     # (plan, pairs, first block in the store, progress label) of the unique pairs, then the constant paths
     streams = [(plan, unique, 0, "decode+score")]
     if compiled.diagonal is not None:
@@ -150,21 +147,29 @@ def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, i
 def _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance, budget,
              block_pairs, mesh) -> _Compiled:
     """The shapes' decode and the block plans for these operand shapes and settings, compiled once."""
-    specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-                         (params, z, jax.ShapeDtypeStruct((z.shape[0], 32, 32), jnp.uint32), inputs, *reference))
+    given = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)),
+                         (params, z, inputs, reference))
     key = (model.config.to_json(), pairs, steps, threshold, implementation, tolerance, budget, block_pairs,
-           tuple(d.id for d in mesh.devices.flat), str(jax.tree.structure(specs)),
-           tuple((s.shape, str(s.dtype)) for s in jax.tree.leaves(specs)))
+           tuple(d.id for d in mesh.devices.flat), str(jax.tree.structure(given)),
+           tuple((s.shape, str(s.dtype)) for s in jax.tree.leaves(given)))
     if key in _COMPILED:
         return _COMPILED[key]
     def decode(p, zz, i, j, *, step_range):
         return lerp_decode(model, p, zz, i, j, steps=steps, threshold=threshold, step_range=step_range,
                            implementation=implementation, launch=_launch(implementation, i.shape[0]))
 
-    def shapes(p, zz):
-        ar = jnp.arange(zz.shape[0])
-        return decode(p, zz, ar, ar, step_range=(0, 1)).reshape(-1, 32, 32)
+    def prepare(p, zz, shapes, reference):
+        n = zz.shape[0]
+        at_once = min(n, _SHAPES_AT_ONCE)
+        chunks = -(-n // at_once)
+        padded = jnp.zeros((chunks * at_once, *zz.shape[1:]), zz.dtype).at[:n].set(zz)
+        ar = jnp.arange(at_once)
+        own = jax.lax.map(lambda c: decode(p, c, ar, ar, step_range=(0, 1)),
+                          padded.reshape(chunks, at_once, *zz.shape[1:]))
+        return own.reshape(-1, 32, 32)[:n], as_packed(shapes), *reference_matrix(reference)
 
+    prepare = jax.jit(prepare)
+    specs = (*given[:2], *jax.eval_shape(prepare, *given))
     interior = functools.partial(decode, step_range=(1, steps - 1)) if steps > 2 else None
     step = functools.partial(block_step, steps=steps, tolerance=tolerance,
                              reverse_midpoint=pairs == "all" and steps % 2 == 0)
@@ -179,7 +184,7 @@ def _compile(model, params, z, inputs, reference, pairs, steps, threshold, imple
                                memory_budget_bytes=budget, mesh=mesh)
     if len(_COMPILED) >= 4:
         _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[key] = _Compiled(jax.jit(shapes), plan, diagonal)
+    _COMPILED[key] = _Compiled(prepare, plan, diagonal)
     return _COMPILED[key]
 
 

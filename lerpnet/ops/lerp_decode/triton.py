@@ -3,8 +3,10 @@
 Each program owns an interpolant at a time: it lerps the two rows of H = fc(z) once into a
 zero-bordered 10^3 slot, runs up1 as eight exact per-parity dots over shifted views of it, keeps
 the 16^3 activation in a per-program scratch slot (global memory, in a parity-plane layout), loads
-each of up2's 64 shifted views of it once and dots it with the weights of every output phase that
-reads it, then thresholds (the threshold's logit is taken off up2's bias) and packs in registers.
+each of up2's 64 shifted views of it once, the 8 views of a plane one after another (10% faster
+at the study's widths than the views in shift order), and dots it with the weights of every output
+phase that reads it, then thresholds (the threshold's logit is taken off up2's bias) and packs in
+registers.
 A persistent grid of `programs` programs loops over the items; the item count is read at run time,
 so one compiled kernel serves every N.
 
@@ -123,11 +125,6 @@ def _bits3(idx, width: int):
     return idx >> (2 * width), (idx >> width) & mask, idx & mask
 
 
-def _view(x):
-    """up2 view digit x in 0..3 -> (8-grid shift c, source plane q'), the order of _VIEWS."""
-    return ((x + 1) >> 1) - 1, 1 - (x & 1)
-
-
 def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch_in, _lerped_in, out_ref,
             scratch_ref, lerped_ref, *, steps, first, count, act, launch, interpret):
     g = pl.program_id(0)
@@ -180,17 +177,19 @@ def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch
         # one dot giving all 64 output phases.
         def up2_slab(slab, carry):
             r0 = slab * rows
-            acc = jnp.zeros((rows * n8 * n8, cols), jnp.float32)
-            for vd, vh in itertools.product(range(4), repeat=2):
-                (cd, qd), (ch, qh) = _view(vd), _view(vh)
 
-                def view(vw, acc, vd=vd, vh=vh, cd=cd, qd=qd, ch=ch, qh=qh):
-                    cw, qw = _view(vw)
-                    v = scratch_ref[g, 4 * qd + 2 * qh + qw, pl.ds(1 + cd + r0, rows), pl.ds(1 + ch, n8),
-                                    pl.ds(1 + cw, n8), :].reshape(rows * n8 * n8, c1)
-                    return acc + jnp.dot(v, w2_ref[16 * vd + 4 * vh + vw], preferred_element_type=jnp.float32)
+            # plane-major: the 8 views of one activation plane follow each other (per axis, plane q'
+            # is read at 8-grid shifts c = b - q' for b = 0, 1, through view digit 2b + 1 - q')
+            def plane(pidx, acc):
+                qd, qh, qw = _bits3(pidx, 1)
+                for bd, bh, bw in _PARITIES:
+                    v = scratch_ref[g, pidx, pl.ds(1 + bd - qd + r0, rows), pl.ds(1 + bh - qh, n8),
+                                    pl.ds(1 + bw - qw, n8), :].reshape(rows * n8 * n8, c1)
+                    view = 16 * (2 * bd + 1 - qd) + 4 * (2 * bh + 1 - qh) + (2 * bw + 1 - qw)
+                    acc = acc + jnp.dot(v, w2_ref[view], preferred_element_type=jnp.float32)
+                return acc
 
-                acc = jax.lax.fori_loop(0, 4, view, acc)
+            acc = jax.lax.fori_loop(0, 8, plane, jnp.zeros((rows * n8 * n8, cols), jnp.float32))
             bits = ((acc + b2_ref[...][None, :]) > 0).astype(jnp.uint32) << shift
             words = jnp.sum(bits.reshape(rows * n8, n8, cols), axis=1, dtype=jnp.uint32)
             words = jnp.sum(words.reshape(rows * n8, cols // 4, 4), axis=2, dtype=jnp.uint32)
