@@ -10,8 +10,9 @@ float32 (1.27x the best PyTorch), decoding 315k float32 (1.60x PyTorch eager, 1.
 the Triton lerp_decode kernel 0.9M shapes/s with the study's widths, Algorithm 1 at N = 50 in 31 ms
 (13 ms decoding each distinct shape once). One NVIDIA H200 at the (64, 64) decoder
 (`--config.decoder_widths="((64,64),)"`): the launch sweep 16 launches, 62.7 ms for the fastest (every
-ordered pair at N = 50); Algorithm 1 end to end 42.3 ms at N = 50, 11.0 s at N = 1000, 3.6x and 5.6x
-PyTorch's best (torch.compile).
+ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`), latest run on one H200 with both widths
+(results/bench_model/nvidia_h200_end_to_end/): 34.4 ms at N = 50 and 10.73 s at N = 1000 at (64, 64),
+20.1 ms, 4.89 s and 148.5 s (N = 5000) at the study's widths.
 Smoke variant (2 CPU cores, about a minute; what tests/test_benchmarks.py runs):
     python -m benchmarks.bench_model --config=configs/bench_model.py:smoke --workdir=/tmp/bench
 """

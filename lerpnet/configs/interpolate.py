@@ -35,8 +35,9 @@ Variants:
   (the persisted run warms up, then 2 timed repeats). ModelNet has only 839 distinct chairs, so
   this run takes the validation chairs, the canonical training chairs, then training chairs in
   ModelNet's other 11 poses (split "rotated"); novelty is scored against the canonical training
-  chairs. One H200, the configs/modelnet_chairs.py model: 11.0 s end to end, 97.5 s for the whole
-  command, 22.0 s of it the two timed repeats (results/interpolate/n1000).
+  chairs. One H200, the configs/modelnet_chairs.py model (with the 12 poses): 11.0 s end to end, 97.5 s
+  for the whole command, 22.0 s of it the two timed repeats (results/interpolate/n1000); 10.72 s and
+  97 s after the jitted set-up and the kernel's plane order (results/interpolate/n1000_rerun_2026-12-02.txt).
 On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
     lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
         --config.checkpoint_dir=RUN
