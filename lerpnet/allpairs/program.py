@@ -68,7 +68,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
 
 def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, ...],
                               held: contextlib.ExitStack) -> dict | None:
-    laps = Laps()
+    laps = held.enter_context(Laps())
     interpolate_config.check(config)
     if config.timing.repeats and jax.process_count() > 1:
         raise ValueError(f"config field timing.repeats={config.timing.repeats} times one process; this run has "
@@ -152,6 +152,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     laps.lap("reports")
     summary["seconds"] = laps.seconds  # where the wall time went: read, encode, score_pairs, timing, reports
     summary["wall_seconds"] = sum(laps.seconds.values())
+    summary["compile_seconds"] = laps.compiling  # of each step's seconds, those XLA spent compiling
     summary["outputs"] = {k: str(v) for k, v in (outputs | {"summary": workdir / "summary.json",
                                                            "by_split": workdir / "summary_by_split.md"}).items()}
     reports.write_summary(workdir, summary)
