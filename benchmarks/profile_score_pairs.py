@@ -1,13 +1,14 @@
 """Where one `score_pairs` call spends its time: the device's kernels beside the call's wall time.
 
-    python -m benchmarks.profile_score_pairs --n=50 --decoder_features=64,64 --out=results/profile
+    python -m benchmarks.profile_score_pairs --n=50 --decoder_features=64,64 --out=DIR [--trace_dir=DIR]
 
 Times the call (median of --repeats after warm-up), then records one more call with jax.profiler
 and sums the device's kernel time by kernel name, and the host's time by traced function. The gap
 between the call's wall time and the time some kernel runs is what the host and the launches cost.
 Random weights and random shapes (the scores' cost does not depend on them); N shapes, every
-ordered pair, 11 steps, 755 reference shapes. Writes <out>/score_pairs_n<N>_<C0>_<C1>.{json,csv,md}
-and keeps the raw trace in <out>/score_pairs_n<N>_<C0>_<C1>_trace/ (open it in Perfetto).
+ordered pair, 11 steps, 755 reference shapes. Writes <out>/n<N>_<C0>_<C1>.{json,csv,md}
+(results/profile/score_pairs/ holds them) and, with --trace_dir, keeps the raw trace there (open its
+*.trace.json.gz in Perfetto).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from lerpnet.timing import time_calls
 _N = flags.DEFINE_integer("n", 50, "shapes N: every ordered pair's path is decoded and scored", lower_bound=2)
 _FEATURES = flags.DEFINE_list("decoder_features", ["64", "64"], "the decoder's (C0, C1) channels")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls after two warm-up calls", lower_bound=1)
-_OUT = flags.DEFINE_string("out", "results/profile", "folder the table and the trace go to")
+_OUT = flags.DEFINE_string("out", None, "folder the table goes to", required=True)
+_TRACE_DIR = flags.DEFINE_string("trace_dir", "", "folder to keep the raw trace in ('' = not kept)")
 _TOP = 25  # rows of each kind in the table
 
 
@@ -96,14 +98,13 @@ def main(argv):
     z = encode(params, x)
     call = functools.partial(score_pairs, model, params, z, x, reference=reference, pairs="all", steps=11)
     timing = time_calls(lambda: call().scores["smoothness"], warmup=2, repeats=_REPEATS.value)
-    stem = pathlib.Path(_OUT.value) / f"score_pairs_n{n}_{features[0]}_{features[1]}"
+    stem = pathlib.Path(_OUT.value) / f"n{n}_{features[0]}_{features[1]}"
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp):
             result = call()
         events = _load_trace(pathlib.Path(tmp))
-        keep = stem.parent / f"{stem.name}_trace"
-        shutil.rmtree(keep, ignore_errors=True)
-        shutil.copytree(tmp, keep)
+        if _TRACE_DIR.value:
+            shutil.copytree(tmp, _TRACE_DIR.value, dirs_exist_ok=True)
     rows, totals = summarize_trace(events)
     rows = [r for r in rows if r["where"] == "device"][:_TOP] + [r for r in rows if r["where"] == "host"][:_TOP]
     meta = device_info() | {"n": n, "decoder_features": features, "steps": 11, "pairs": "all",

@@ -17,7 +17,8 @@
 #   kernels      OUTDIR/bench_interpolation/<device>/ benchmarks.bench_interpolation: the lerp kernels' launches
 #   sweep        OUTDIR/sweep_sizes/<device>/         benchmarks.sweep_sizes: the study's size sweep
 #   profile      OUTDIR/profile/                      Nsight Compute on one lerp_decode launch (N = 50), both decoder widths
-#                                                     (LERPNET_PROFILE_FEATURES="64,64": one of them)
+#                                                     (LERPNET_PROFILE_FEATURES="64,64": one of them), and a jax.profiler
+#                                                     trace of one score_pairs call (OUTDIR/profile/score_pairs/)
 #
 # LERPNET_INTERPOLATE_VARIANTS picks the interpolate runs ("modelnet_study:n50 modelnet_chairs:n200": the
 # first two). No PART: all of them, in this order. Each command of a part is stopped after LERPNET_TIMEOUT_<PART>
@@ -168,6 +169,12 @@ part_profile() {
     fi
   done
   unset XLA_FLAGS JAX_COMPILATION_CACHE_DIR JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES
+  # where one score_pairs call (N = 50, every ordered pair) spends its time: a jax.profiler trace, default flags
+  for features in ${LERPNET_PROFILE_FEATURES:-16,32 64,64}; do
+    logged "logs/profile_score_pairs_${features/,/_}.log" "$limit" "$PYTHON" -m benchmarks.profile_score_pairs \
+      --n=50 --decoder_features="$features" --out=profile/score_pairs --trace_dir="runs/score_pairs_trace_${features/,/_}" \
+      || failed=1
+  done
   return $failed
 }
 
