@@ -41,7 +41,7 @@ from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import TritonLaunch, XlaLaunch, lerp_decode, lerp_decode_all_pairs
 from lerpnet.ops.lerp_decode.triton import default_launch as triton_default_launch
 from lerpnet.tables import write_table
-from lerpnet.timing import Laps, Timing, time_calls
+from lerpnet.timing import Timing, time_calls
 
 
 
@@ -254,8 +254,8 @@ class Bench:
 
     def _end_to_end_row(self, model, params, n: int, label: str, flops: float, warmup: int, repeats: int):
         """Large N through score_pairs alone (encode to every ordered pair's scores, the default
-        implementation): the first call's wall time includes compiling (`compile_s`: XLA's compiling in all
-        the calls); `stream_s` excludes it."""
+        implementation): the first call's wall time includes compiling (`compile_s`, the first call's
+        `PairScores.compile_seconds`); `stream_s` excludes it."""
         cfg = self.cfg
         x = random_voxels(jax.random.key(6), n, cfg.occupancy)
         reference = random_voxels(jax.random.key(10), cfg.reference_shapes, cfg.occupancy)
@@ -266,14 +266,12 @@ class Bench:
             calls.append(score_pairs(model, params, encode(params, x), x, reference=reference, pairs="all",
                                      steps=cfg.steps, progress=True))
 
-        with Laps() as laps:
-            t = time_calls(end_to_end, warmup=warmup, repeats=repeats)
-            laps.lap("calls")
+        t = time_calls(end_to_end, warmup=warmup, repeats=repeats)
         last = calls[-1]
         self.add("decode", "lerpnet", f"Algorithm 1 N={n}, encode to scores (lerpnet.allpairs.score_pairs): "
                  f"lerp_decode {last.implementation}", "bfloat16", n * n * cfg.steps, t, flops=flops, decoder=label,
                  algorithm1_ms=1e3 * t.median, decoded_per_call=last.decodes, warmup=warmup, repeats=repeats,
-                 stream_s=statistics.median(c.seconds for c in calls[warmup:]), compile_s=laps.compiling["calls"],
+                 stream_s=statistics.median(c.seconds for c in calls[warmup:]), compile_s=calls[0].compile_seconds,
                  block_pairs=last.block_pairs,
                  memory_mb=last.memory_bytes / 2**20)
 

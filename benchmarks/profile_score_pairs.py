@@ -52,8 +52,9 @@ def _intervals_union(spans: list[tuple[float, float]]) -> float:
 def summarize_trace(events: list[dict]) -> tuple[list[dict], dict[str, float]]:
     """Chrome trace events -> rows (where, name, calls, total_ms) and totals.
 
-    Device rows are the complete events of processes whose name starts with "/device:"; host rows
-    those of "/host:" processes. `device_busy_ms` counts the time at least one kernel runs.
+    Device rows are the complete events of processes whose name starts with "/device:" (kernels and
+    memory copies); host rows those of "/host:" processes. `device_busy_ms` counts the time at least
+    one device event runs, `device_kernel_ms` their sum.
     """
     names = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
     sums: dict[tuple[str, str], list[float]] = collections.defaultdict(lambda: [0, 0.0])

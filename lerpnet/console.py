@@ -13,6 +13,7 @@ import pathlib
 import sys
 from collections.abc import Iterator, Mapping
 
+import jax
 from absl import logging
 from tqdm import tqdm
 
@@ -82,4 +83,7 @@ def one_line_errors(errors: tuple[type[Exception], ...], interrupted: str = "int
         logging.error("%s", e)
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
+        # Work still queued on the device would be torn down under the exiting interpreter (an abort
+        # after the message): let it finish first, then leave.
+        jax.block_until_ready(jax.live_arrays())
         sys.exit(interrupted)

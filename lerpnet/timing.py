@@ -50,37 +50,15 @@ def time_calls(fn: Callable[..., Any], *args: Any, warmup: int = 3, repeats: int
     return Timing(tuple(samples))
 
 
-# What jax.monitoring calls the seconds XLA spends compiling one program (persistent-cache hits skip it).
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
 class Laps:
     """Where a program's wall time goes: `lap(step)` records the seconds since the previous lap (or
-    since construction), so the steps' seconds add up to the whole, and in `compiling` how many of
-    them XLA spent compiling (a cold start's cost, which a warm compilation cache does not pay).
-
-    A context manager: the compile listener it registers with jax.monitoring is removed on exit.
-    """
+    since construction), so the steps' seconds add up to the whole."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
-        self.compiling: dict[str, float] = {}
-        self._compiled = 0.0
         self._last = time.perf_counter()
-
-    def __enter__(self) -> Laps:
-        jax.monitoring.register_event_duration_secs_listener(self._on_duration)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        jax.monitoring.unregister_event_duration_listener(self._on_duration)
-
-    def _on_duration(self, event: str, seconds: float, **_) -> None:
-        if event == COMPILE_EVENT:
-            self._compiled += seconds
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
         self.seconds[step] = now - self._last
-        self.compiling[step] = self._compiled
-        self._last, self._compiled = now, 0.0
+        self._last = now

@@ -38,7 +38,7 @@ def test_smoke_run_writes_a_table(tmp_path):
     large = next(r for r in data["rows"] if r["variant"].startswith("Algorithm 1 N=5, encode to scores"))
     assert large["decoded_per_call"] == 5 + 10 * 1 and large["shapes_per_call"] == 5 * 5 * 3  # cfg.end_to_end
     assert 0 < large["stream_s"] <= large["median_s"] and large["repeats"] == 1
-    assert 0 <= large["compile_s"] <= large["median_s"]  # XLA's compiling inside the one timed call
+    assert 0 < large["compile_s"] < large["median_s"]  # the one timed call compiled its programs
     assert data["meta"]["bit_mismatch_vs_reference"]["xla decoder 16,32"] < 5e-3
     for suffix in (".csv", ".md"):
         assert bench.stem.with_suffix(suffix).read_text().count("\n") > len(data["rows"])

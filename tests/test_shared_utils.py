@@ -10,7 +10,6 @@ import pytest
 from lerpnet import bitpack, metrics
 from lerpnet.device import device_info, device_slug
 from lerpnet.tables import write_table
-from lerpnet.timing import Laps
 
 
 def _random_grids(rng, shape, p=0.2):
@@ -75,17 +74,3 @@ def test_device_slug_is_a_folder_name_of_the_device_kind(monkeypatch):
 
     monkeypatch.setattr(jax, "devices", lambda: [H100()])
     assert device_slug() == "nvidia_h100_80gb_hbm3"
-
-
-def test_laps_count_the_compiling_inside_each_step_and_stop_listening_on_exit():
-    x = jnp.arange(7.0)
-    with Laps() as laps:
-        jax.jit(lambda a: jnp.cumsum(jnp.sin(a) * 3.25)).lower(x).compile()  # a new program: compiled
-        laps.lap("compile")
-        sum(range(1000))  # host work only
-        laps.lap("no compile")
-    jax.jit(lambda a: jnp.cumprod(a) - 1.5).lower(x).compile()  # after the exit: not counted
-    laps.lap("after")
-    assert laps.compiling["compile"] > 0 and laps.compiling["no compile"] == laps.compiling["after"] == 0
-    assert laps.compiling["compile"] <= laps.seconds["compile"]
-    assert list(laps.compiling) == list(laps.seconds) == ["compile", "no compile", "after"]

@@ -48,13 +48,14 @@ class PairScores:
     blocks_computed: int  # not found in the store
     decodes: int  # distinct shapes decoded by this call: the N shapes and the interior steps computed
     seconds: float  # the shapes' decode and the block stream (compiling excluded)
+    compile_seconds: float  # tracing and compiling this call's programs (0 when an earlier call compiled them)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Compiled:
     # (params, z, inputs, reference) -> the shapes' own packed grids, the packed inputs and
-    # `reference_matrix(reference)`: one jitted call, so a call's set-up is one dispatch, not dozens
-    prepare: jax.stages.Wrapped
+    # `reference_matrix(reference)`: one compiled call, so a call's set-up is one dispatch, not dozens
+    prepare: jax.stages.Compiled
     pairs: Plan  # unique pairs i < j
     diagonal: Plan | None  # the constant paths (i, i), "all" mode only
 
@@ -99,8 +100,10 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
                          "(a BlockStore in a folder every process sees)")
     implementation = resolve_implementation(model, params, implementation)
     mesh = device_mesh(num_devices)
+    start = time.perf_counter()
     compiled = _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance,
                         int(memory_budget_mb * 2**20), block_pairs, mesh)
+    compile_seconds = time.perf_counter() - start
     unique = pair_list(n, "unique")
     plan = compiled.pairs
     distributed.check_same(plan.block_pairs, "the block size (pairs a block)")
@@ -131,7 +134,7 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
     interior = (shared_pairs + results[0][1].pairs_computed) * (steps - 2)
     return PairScores(pair_list(n, pairs), scores, implementation, plan.block_pairs, plan.memory_bytes,
                       int(mesh.devices.size) * processes, sum(stats.blocks for _, stats in results), computed,
-                      n + interior, time.perf_counter() - start)
+                      n + interior, time.perf_counter() - start, compile_seconds)
 
 
 def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, implementation: str):
@@ -168,8 +171,8 @@ def _compile(model, params, z, inputs, reference, pairs, steps, threshold, imple
                           padded.reshape(chunks, at_once, *zz.shape[1:]))
         return own.reshape(-1, 32, 32)[:n], as_packed(shapes), *reference_matrix(reference)
 
-    prepare = jax.jit(prepare)
-    specs = (*given[:2], *jax.eval_shape(prepare, *given))
+    prepare = jax.jit(prepare).lower(*given).compile()  # here, so that all of a call's compiling is in _compile
+    specs = (*given[:2], *prepare.out_info)
     interior = functools.partial(decode, step_range=(1, steps - 1)) if steps > 2 else None
     step = functools.partial(block_step, steps=steps, tolerance=tolerance,
                              reverse_midpoint=pairs == "all" and steps % 2 == 0)

@@ -68,7 +68,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
 
 def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, ...],
                               held: contextlib.ExitStack) -> dict | None:
-    laps = held.enter_context(Laps())
+    laps = Laps()
     interpolate_config.check(config)
     if config.timing.repeats and jax.process_count() > 1:
         raise ValueError(f"config field timing.repeats={config.timing.repeats} times one process; this run has "
@@ -152,7 +152,6 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     laps.lap("reports")
     summary["seconds"] = laps.seconds  # where the wall time went: read, encode, score_pairs, timing, reports
     summary["wall_seconds"] = sum(laps.seconds.values())
-    summary["compile_seconds"] = laps.compiling  # of each step's seconds, those XLA spent compiling
     summary["outputs"] = {k: str(v) for k, v in (outputs | {"summary": workdir / "summary.json",
                                                            "by_split": workdir / "summary_by_split.md"}).items()}
     reports.write_summary(workdir, summary)
@@ -197,6 +196,7 @@ def _summary(config, run: Run, shapes: Shapes, result: PairScores, scores: dict,
         "num_blocks": result.num_blocks,
         "blocks_computed_now": result.blocks_computed,
         "stream_seconds_now": result.seconds,
+        "compile_seconds_now": result.compile_seconds,  # score_pairs' tracing and compiling (0 when cached)
         "decoded_shapes_per_second_now": decoded / result.seconds if everything_now else None,
         "plausible_paths": int((scores["plausible"] & distinct).sum()),
         **medians(scores, distinct),

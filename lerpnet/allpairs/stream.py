@@ -107,14 +107,11 @@ def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
 def _computed(plan: Plan, operands: tuple, chunks: list[np.ndarray], todo: list[int], store: Store | None,
               first_block: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """(k, the host scores of chunk k) for each k of `todo` in order, each saved to the store by a
-    background thread; block k + 1 is dispatched before block k is fetched, and each block's scores
-    start their copies to the host as soon as the device has them (one wait, not one per score)."""
+    background thread; block k + 1 is dispatched before block k is fetched."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
         writes, pending = [], None
         for k in [*todo, None]:
             scores = None if k is None else plan.step(*operands, *plan.pairs(chunks[k]))
-            for value in jax.tree.leaves(scores):
-                value.copy_to_host_async()
             if pending is not None:
                 done, fetched = pending[0], jax.device_get(pending[1])
                 part = {name: value[: len(chunks[done])] for name, value in fetched.items()}

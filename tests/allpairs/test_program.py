@@ -78,8 +78,7 @@ def test_program_runs_on_four_devices_and_resumes_without_redoing_blocks(trained
     assert list(summary["seconds"]) == ["read", "encode", "score_pairs", "reports"]
     assert all(v > 0 for v in summary["seconds"].values())
     assert summary["wall_seconds"] == pytest.approx(sum(summary["seconds"].values()))  # the steps add up to it
-    assert list(summary["compile_seconds"]) == list(summary["seconds"])
-    assert all(0 <= summary["compile_seconds"][k] <= summary["seconds"][k] for k in summary["seconds"])
+    assert 0 < summary["compile_seconds_now"] < summary["seconds"]["score_pairs"]  # a first call compiles
     # Compiled programs are kept for the next run; the program ends by saying where every output is.
     assert any((tmp_path / "cache" / "jax").iterdir())
     listing = run.stdout[run.stdout.index("outputs:"):]
