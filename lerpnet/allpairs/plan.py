@@ -26,6 +26,10 @@ from lerpnet.allpairs.scores import midpoint_novelty, path_scores
 
 AXIS = "pairs"
 _MIN_SHARD = 8  # pairs per device in an automatically sized block are a multiple of this
+# Up to this many pairs per device, all the pairs are first tried as one block: when they fit, one
+# compile plans them, not three (N = 200 has 19,900 pairs; on a GPU the N = 1000 plan at (64, 64)
+# widths held 68,384 pairs in 7.8 GB, results/bench_model/nvidia_h200_end_to_end/).
+_WHOLE_FIRST = 32768
 
 # (params, z, i, j) -> the packed interior steps 1..T-2 of each path, uint32 (P, T - 2, 32, 32)
 Interior = Callable[[object, jax.Array, jax.Array, jax.Array], jax.Array]
@@ -111,9 +115,10 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
     """Compile `step` (a `block_step` with its keywords bound) for blocks that fit the budget.
 
     block_pairs > 0 is taken as given (a multiple of the device count) and checked; 0 picks the
-    largest block that fits, from the memory XLA reports for two small probe blocks. Either way the
-    compiled step's reported memory (arguments + outputs + temporaries, per device) is checked
-    against the budget here, before any work: a budget too small for one block is an error.
+    largest block that fits: all the pairs when there are few enough and they fit, else from the
+    memory XLA reports for two small probe blocks. Either way the compiled step's reported memory
+    (arguments + outputs + temporaries, per device) is checked against the budget here, before any
+    work: a budget too small for one block is an error.
     """
     devices = mesh.devices.size
     budget_mib = memory_budget_bytes / 2**20
@@ -125,6 +130,11 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
             raise ValueError(f"a block of {block_pairs} pairs needs {memory / 2**20:.1f} MiB per device, over the "
                              f"memory budget of {budget_mib:.1f} MiB: lower block_pairs or raise memory_budget_mb")
         return Plan(compiled, block_pairs, memory, mesh)
+    most_useful = max(-(-num_pairs // devices), 1)  # no point in a block larger than all the pairs
+    if most_useful <= _WHOLE_FIRST:
+        compiled, memory = _compile(step, operand_specs, most_useful * devices, mesh)
+        if memory <= memory_budget_bytes:
+            return Plan(compiled, most_useful * devices, memory, mesh)
     # Memory is affine in the block size: fit it on two small probes, then check the real block.
     small, large = _MIN_SHARD, 4 * _MIN_SHARD
     m_small = _compile(step, operand_specs, small * devices, mesh)[1]
@@ -135,7 +145,6 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
         raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: the model, latents, "
                          f"reference shapes and workspace take {fixed / 2**20:.1f} MiB and each pair "
                          f"{per_pair / 2**20:.2f} MiB per device; raise memory_budget_mb")
-    most_useful = max(-(-num_pairs // devices), 1)  # no point in a block larger than all the pairs
     per_device = min(int((memory_budget_bytes - fixed) / per_pair), most_useful)
     while True:
         if _MIN_SHARD <= per_device < most_useful:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lerpnet.allpairs import plan as plan_module
 from lerpnet.allpairs.plan import device_mesh, plan_blocks
 from tests.allpairs.standin import OPERANDS, STEP, STEPS, operand_specs
 
@@ -55,6 +56,23 @@ def test_block_size_is_chosen_within_the_budget_and_a_tiny_budget_is_refused():
         plan_blocks(STEP, operand_specs(), 10_000, block_pairs=0, memory_budget_bytes=2**16, mesh=mesh)
     with pytest.raises(ValueError, match="over the memory budget"):
         plan_blocks(STEP, operand_specs(), 10_000, block_pairs=4096, memory_budget_bytes=2**22, mesh=mesh)
+
+
+def test_few_pairs_that_fit_are_one_block_planned_with_one_compile(monkeypatch):
+    sizes, compile_block = [], plan_module._compile
+
+    def counted(step, specs, size, mesh):
+        sizes.append(size)
+        return compile_block(step, specs, size, mesh)
+
+    monkeypatch.setattr(plan_module, "_compile", counted)
+    mesh = device_mesh(1)
+    plan = plan_blocks(STEP, operand_specs(), 45, block_pairs=0, memory_budget_bytes=64 * 2**20, mesh=mesh)
+    assert (plan.block_pairs, sizes) == (45, [45])  # all the pairs, compiled once
+    sizes.clear()
+    whole = plan.memory_bytes
+    plan = plan_blocks(STEP, operand_specs(), 45, block_pairs=0, memory_budget_bytes=whole - 1, mesh=mesh)
+    assert sizes[:3] == [45, 8, 32] and plan.block_pairs < 45 and plan.memory_bytes < whole  # then the probes
 
 
 MULTI_DEVICE_SCRIPT = textwrap.dedent(
