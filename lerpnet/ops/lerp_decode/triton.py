@@ -33,9 +33,17 @@ from lerpnet.ops.common import Launch, step_weights
 from lerpnet.ops.lerp_decode.common import GRID, decoder_params, fc_rows
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")  # those the kernel applies (models.ACTIVATIONS)
+
+
+def _view_digit(b, q):
+    """Per axis, up2's view of plane q' at 8-grid shift c = b - q' (b = 0, 1): its digit 0..3."""
+    return 2 * b + 1 - q
+
+
 # up2 reads the 16^3 activation at 16-grid offsets that, in the parity-plane layout the kernel keeps
-# (plane q' of the 8^3 grid holds 16-grid positions 2u + q'), are (8-grid shift c, plane q') per axis:
-_VIEWS = ((-1, 1), (0, 0), (0, 1), (1, 0))
+# (plane q' of the 8^3 grid holds 16-grid positions 2u + q'), are (8-grid shift c, plane q') per axis,
+# listed by view digit: ((-1, 1), (0, 0), (0, 1), (1, 0))
+_VIEWS = tuple(view for _, view in sorted((_view_digit(b, q), (b - q, q)) for b in (0, 1) for q in (0, 1)))
 _PARITIES = tuple(itertools.product((0, 1), repeat=3))
 
 
@@ -179,13 +187,13 @@ def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch
             r0 = slab * rows
 
             # plane-major: the 8 views of one activation plane follow each other (per axis, plane q'
-            # is read at 8-grid shifts c = b - q' for b = 0, 1, through view digit 2b + 1 - q')
+            # is read at 8-grid shifts c = b - q' for b = 0, 1)
             def plane(pidx, acc):
                 qd, qh, qw = _bits3(pidx, 1)
                 for bd, bh, bw in _PARITIES:
                     v = scratch_ref[g, pidx, pl.ds(1 + bd - qd + r0, rows), pl.ds(1 + bh - qh, n8),
                                     pl.ds(1 + bw - qw, n8), :].reshape(rows * n8 * n8, c1)
-                    view = 16 * (2 * bd + 1 - qd) + 4 * (2 * bh + 1 - qh) + (2 * bw + 1 - qw)
+                    view = 16 * _view_digit(bd, qd) + 4 * _view_digit(bh, qh) + _view_digit(bw, qw)
                     acc = acc + jnp.dot(v, w2_ref[view], preferred_element_type=jnp.float32)
                 return acc
 
