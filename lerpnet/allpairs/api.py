@@ -11,6 +11,7 @@ decoded again.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
@@ -137,14 +138,31 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
                       n + interior, time.perf_counter() - start, compile_seconds)
 
 
-def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, implementation: str):
-    """(i (B,), j (B,)) -> the bool grids (B, steps, 32, 32, 32) of those paths, for pictures and exports."""
-    @jax.jit
+def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, implementation: str,
+               batch: int = 16):
+    """(i (B,), j (B,)) -> the bool grids (B, steps, 32, 32, 32) of those paths, for pictures and exports.
+
+    Compiled here, once, for `batch` pairs a call (any B is decoded `batch` at a time), so that a
+    program can compile it in the background while the device works on something else.
+    """
     def grids(p, zz, i, j):
         return unpack_voxels(lerp_decode(model, p, zz, i, j, steps=steps, threshold=threshold,
-                                         implementation=implementation, launch=_launch(implementation, i.shape[0])))
+                                         implementation=implementation, launch=_launch(implementation, batch)))
 
-    return lambda i, j: np.asarray(grids(params, z, i, j))
+    index = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    compiled = jax.jit(grids).lower(params, z, index, index).compile()
+
+    def decode(i, j) -> np.ndarray:
+        pairs = np.stack([np.asarray(i, np.int32).reshape(-1), np.asarray(j, np.int32).reshape(-1)], axis=1)
+        out = []
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start : start + batch]
+            padded = np.zeros((batch, 2), np.int32)
+            padded[: len(chunk)] = chunk
+            out.append(np.asarray(compiled(params, z, padded[:, 0], padded[:, 1]))[: len(chunk)])
+        return np.concatenate(out) if out else np.zeros((0, steps, 32, 32, 32), bool)
+
+    return decode
 
 
 def _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance, budget,
@@ -171,24 +189,28 @@ def _compile(model, params, z, inputs, reference, pairs, steps, threshold, imple
                           padded.reshape(chunks, at_once, *zz.shape[1:]))
         return own.reshape(-1, 32, 32)[:n], as_packed(shapes), *reference_matrix(reference)
 
-    prepare = jax.jit(prepare).lower(*given).compile()  # here, so that all of a call's compiling is in _compile
+    prepare = jax.jit(prepare).lower(*given)
     specs = (*given[:2], *prepare.out_info)
     interior = functools.partial(decode, step_range=(1, steps - 1)) if steps > 2 else None
     step = functools.partial(block_step, steps=steps, tolerance=tolerance,
                              reverse_midpoint=pairs == "all" and steps % 2 == 0)
     n = z.shape[0]
-    plan = plan_blocks(functools.partial(step, interior=interior), specs, n * (n - 1) // 2, block_pairs=block_pairs,
-                       memory_budget_bytes=budget, mesh=mesh)
-    diagonal = None
-    if pairs == "all":
-        devices = mesh.devices.size
-        size = min(plan.block_pairs, -(-n // devices) * devices)
-        diagonal = plan_blocks(functools.partial(step, interior=None), specs, n, block_pairs=size,
-                               memory_budget_bytes=budget, mesh=mesh)
+    devices = mesh.devices.size
+    # The three programs are compiled side by side (compiling releases the GIL; on a GPU each is mostly
+    # the lerp_decode kernel's compile). The constant paths' block is planned on its own: at most the N
+    # paths, within the same budget (their step decodes nothing, so it is no larger than the pairs').
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        prepared = pool.submit(prepare.compile)
+        plan = pool.submit(plan_blocks, functools.partial(step, interior=interior), specs, n * (n - 1) // 2,
+                           block_pairs=block_pairs, memory_budget_bytes=budget, mesh=mesh)
+        diagonal = pool.submit(plan_blocks, functools.partial(step, interior=None), specs, n,
+                               block_pairs=min(block_pairs, -(-n // devices) * devices),
+                               memory_budget_bytes=budget, mesh=mesh) if pairs == "all" else None
+        compiled = _Compiled(prepared.result(), plan.result(), diagonal and diagonal.result())
     if len(_COMPILED) >= 4:
         _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[key] = _Compiled(prepare, plan, diagonal)
-    return _COMPILED[key]
+    _COMPILED[key] = compiled
+    return compiled
 
 
 def _launch(implementation: str, pairs: int) -> XlaLaunch | None:

@@ -13,6 +13,7 @@ processes split the blocks between them (`stream.stream_share`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections.abc import Callable
 
@@ -137,8 +138,9 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
             return Plan(compiled, most_useful * devices, memory, mesh)
     # Memory is affine in the block size: fit it on two small probes, then check the real block.
     small, large = _MIN_SHARD, 4 * _MIN_SHARD
-    m_small = _compile(step, operand_specs, small * devices, mesh)[1]
-    m_large = _compile(step, operand_specs, large * devices, mesh)[1]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # compiling releases the GIL: the probes at once
+        m_small, m_large = pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh)[1],
+                                    (small, large))
     per_pair = max(m_large - m_small, 1) / (large - small)  # per device, for each pair it holds
     fixed = max(m_small - small * per_pair, 0)
     if fixed + per_pair > memory_budget_bytes:

@@ -8,6 +8,7 @@ workdir's block store), write the reports, write the summary.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -62,7 +63,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     workdir and computes its share of the blocks; process 0 holds the lock, then writes everything
     else and returns the summary, the others return None.
     """
-    with contextlib.ExitStack() as held:  # the store's lock, let go however this ends
+    with contextlib.ExitStack() as held:  # the store's lock and a background compile, let go however this ends
         return _interpolate_and_evaluate(config, pathlib.Path(workdir), files, held)
 
 
@@ -114,6 +115,10 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
                     implementation=implementation, tolerance=config.monotonic_tolerance,
                     memory_budget_mb=config.memory_budget_mb, block_pairs=store.block_pairs,
                     num_devices=config.num_devices)
+    # The reports' path decoder compiles in the background meanwhile, off the critical path.
+    background = held.enter_context(concurrent.futures.ThreadPoolExecutor(1))
+    grids_compiled = background.submit(path_grids, model, run.params, z, steps=config.steps, threshold=threshold,
+                                       implementation=implementation)
     result = score_pairs(model, run.params, z, shapes.voxels, **settings, store=store, progress=config.progress)
     if result is None:
         return None  # another process (process 0) reads every block back and writes the reports
@@ -134,7 +139,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
                                             config.to_json_best_effort(indent=2, sort_keys=True) + "\n"),
                "shapes": writers.write_json(workdir / "shapes.json", {"ids": shapes.ids, "splits": shapes.splits})}
     outputs |= reports.write_pairs(workdir, scores, shapes, reference.train_ids, config.write_csv)
-    grids = path_grids(model, run.params, z, steps=config.steps, threshold=threshold, implementation=implementation)
+    grids = grids_compiled.result()
     distinct = scores["i"] < scores["j"]  # each path once (the reverse of a path is the same path)
     top = reports.top_k(scores, ok & distinct, grids, k=config.top_k,
                         min_largest_part=config.plausible.min_largest_part, max_per_shape=config.top_k_per_shape)

@@ -53,15 +53,10 @@ def write_pairs(workdir: pathlib.Path, scores: dict[str, np.ndarray], shapes: Sh
     return out
 
 
-def decode_paths(path_grids: PathGrids, pairs, batch: int = 16) -> list[np.ndarray]:
-    """Bool grids (T, 32, 32, 32) of each (i, j) path, decoded `batch` pairs a call (one compile)."""
-    out = []
-    for start in range(0, len(pairs), batch):
-        chunk = np.asarray(pairs[start : start + batch], np.int32).reshape(-1, 2)
-        padded = np.zeros((batch, 2), np.int32)
-        padded[: len(chunk)] = chunk
-        out += list(path_grids(padded[:, 0], padded[:, 1])[: len(chunk)])
-    return out
+def decode_paths(path_grids: PathGrids, pairs) -> list[np.ndarray]:
+    """Bool grids (T, 32, 32, 32) of each (i, j) path."""
+    pairs = np.asarray(pairs, np.int32).reshape(-1, 2)
+    return list(path_grids(pairs[:, 0], pairs[:, 1]))
 
 
 def top_k(scores: dict[str, np.ndarray], candidates: np.ndarray, path_grids: PathGrids, *, k: int,
@@ -87,7 +82,7 @@ def top_k(scores: dict[str, np.ndarray], candidates: np.ndarray, path_grids: Pat
     top, batch = [], 16
     for start in range(0, len(order), batch):
         chosen = order[start : start + batch]
-        paths = decode_paths(path_grids, np.stack([scores["i"][chosen], scores["j"][chosen]], 1), batch)
+        paths = decode_paths(path_grids, np.stack([scores["i"][chosen], scores["j"][chosen]], 1))
         for p, grids in zip(chosen, paths):
             part = largest_part(grids[mid])
             if part >= min_largest_part:

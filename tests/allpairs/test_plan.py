@@ -72,7 +72,8 @@ def test_few_pairs_that_fit_are_one_block_planned_with_one_compile(monkeypatch):
     sizes.clear()
     whole = plan.memory_bytes
     plan = plan_blocks(STEP, operand_specs(), 45, block_pairs=0, memory_budget_bytes=whole - 1, mesh=mesh)
-    assert sizes[:3] == [45, 8, 32] and plan.block_pairs < 45 and plan.memory_bytes < whole  # then the probes
+    assert sizes[0] == 45 and sorted(sizes[1:3]) == [8, 32]  # then the two probes (compiled side by side)
+    assert plan.block_pairs < 45 and plan.memory_bytes < whole
 
 
 MULTI_DEVICE_SCRIPT = textwrap.dedent(
