@@ -5,9 +5,9 @@ with configs/modelnet_chairs.py's `:ablation_base` recipe (no EMA, no overlap lo
     python -m experiments.train --config=configs/study.py --workdir=runs/study \\
         --config.data.path=/path/to/3dshapenets_chair_train_vox30.tar.gz
 
-Expected (from an earlier measurement on one GPU, jax 0.11.2, float32; not re-measured with this
-config): validation IoU@0.5 about 0.675 after 6,000 steps of 128 shapes, where the 64-wide
-`:ablation_base` reaches 0.704.
+Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32; results/train_study/): validation
+IoU@0.5 0.675 after 6,000 steps of 128 shapes (best 0.676 at step 5,000), 41,983 shapes/s, 67 s for the
+whole command, where the 64-wide `:ablation_base` reaches 0.704.
 Smoke variant (a few steps of a tiny model, for tests): --config=configs/study.py:smoke
 """
 
