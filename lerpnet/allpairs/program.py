@@ -115,10 +115,12 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
                     implementation=implementation, tolerance=config.monotonic_tolerance,
                     memory_budget_mb=config.memory_budget_mb, block_pairs=store.block_pairs,
                     num_devices=config.num_devices)
-    # The reports' path decoder compiles in the background meanwhile, off the critical path.
-    background = held.enter_context(concurrent.futures.ThreadPoolExecutor(1))
-    grids_compiled = background.submit(path_grids, model, run.params, z, steps=config.steps, threshold=threshold,
-                                       implementation=implementation)
+    # The reports' path decoder compiles in the background meanwhile, off the critical path (on the
+    # process that writes the reports).
+    if distributed.is_primary():
+        background = held.enter_context(concurrent.futures.ThreadPoolExecutor(1))
+        grids_compiled = background.submit(path_grids, model, run.params, z, steps=config.steps,
+                                           threshold=threshold, implementation=implementation)
     result = score_pairs(model, run.params, z, shapes.voxels, **settings, store=store, progress=config.progress)
     if result is None:
         return None  # another process (process 0) reads every block back and writes the reports
