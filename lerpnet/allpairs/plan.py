@@ -8,13 +8,16 @@ from packed bits, returning only per-pair scores (a few hundred bytes a path). T
 chosen from XLA's own memory analysis of the compiled step, so a run stays under its memory
 budget whatever N is. Blocks are sharded over a process's devices (`shard_map` over a "pairs" mesh
 axis; every device holds the parameters, latents, decoded shapes and reference shapes); several
-processes split the blocks between them (`stream.stream_share`).
+processes split the blocks between them (`stream.stream_share`). The compiled step returns every
+score of a pair as one row of 32-bit words, so a block comes back to the host in one transfer rather
+than one per score (each transfer is a synchronisation the device waits through).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -68,14 +71,47 @@ def num_blocks(num_pairs: int, block_pairs: int) -> int:
     return -(-num_pairs // block_pairs)
 
 
+# (name, dtype, per-pair shape) of each score, in the order `_as_rows` lays them out in a row
+Layout = tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+def _as_rows(scores: dict[str, jax.Array]) -> jax.Array:
+    """Every score of a pair in one uint32 row (P, words), the scores in name order (`_layout`)."""
+    for name, value in scores.items():
+        if value.dtype.itemsize != 4:
+            raise TypeError(f"score {name!r} is {value.dtype}: a block's scores travel as 32-bit words")
+    return jnp.concatenate([jax.lax.bitcast_convert_type(scores[name], jnp.uint32).reshape(scores[name].shape[0], -1)
+                            for name in sorted(scores)], axis=1)
+
+
+def _layout(scores: dict) -> Layout:
+    return tuple((name, str(scores[name].dtype), tuple(scores[name].shape[1:])) for name in sorted(scores))
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """A compiled block step and what it costs: `block_pairs` pairs a call, `memory_bytes` a device."""
+    """A compiled block step and what it costs: `block_pairs` pairs a call, `memory_bytes` a device.
+
+    `step` returns the block's scores as rows of 32-bit words (`layout` says which); `host_scores`
+    brings them back as named host arrays.
+    """
 
     step: jax.stages.Compiled
     block_pairs: int
     memory_bytes: int
     mesh: Mesh
+    layout: Layout
+
+    def host_scores(self, rows: jax.Array, count: int) -> dict[str, np.ndarray]:
+        """The named scores of the first `count` pairs of a block's `step` output, in one transfer."""
+        words = np.asarray(rows)[:count]
+        out, start = {}, 0
+        for name, dtype, shape in self.layout:
+            width = math.prod(shape)
+            column = np.ascontiguousarray(words[:, start : start + width]).view(dtype)
+            out[name] = column.reshape(count, *shape)
+            start += width
+        return out
 
     def operands(self, *operands) -> tuple:
         """Place the per-run operands on every device (replicated), as the step expects them."""
@@ -98,17 +134,18 @@ def device_mesh(num_devices: int = 0) -> Mesh:
     return Mesh(np.array(devices[: num_devices or len(devices)]), (AXIS,))
 
 
-def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh) -> tuple[jax.stages.Compiled, int]:
+def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh) -> Plan:
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
     specs = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), operand_specs)
     index = jax.ShapeDtypeStruct((block_pairs,), jnp.int32, sharding=sharded)
-    sharded_step = jax.shard_map(step, mesh=mesh, in_specs=(P(),) * len(specs) + (P(AXIS), P(AXIS)),
-                                 out_specs=P(AXIS), check_vma=False)
+    layout = _layout(jax.eval_shape(step, *operand_specs, index, index))
+    sharded_step = jax.shard_map(lambda *args: _as_rows(step(*args)), mesh=mesh,
+                                 in_specs=(P(),) * len(specs) + (P(AXIS), P(AXIS)), out_specs=P(AXIS), check_vma=False)
     compiled = jax.jit(sharded_step).lower(*specs, index, index).compile()
     stats = compiled.memory_analysis()
     memory = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
               - stats.alias_size_in_bytes)
-    return compiled, int(memory)
+    return Plan(compiled, block_pairs, int(memory), mesh, layout)
 
 
 def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_pairs: int, memory_budget_bytes: int,
@@ -126,20 +163,21 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
     if block_pairs:
         if block_pairs % devices:
             raise ValueError(f"block_pairs={block_pairs} must be a multiple of the device count ({devices})")
-        compiled, memory = _compile(step, operand_specs, block_pairs, mesh)
-        if memory > memory_budget_bytes:
-            raise ValueError(f"a block of {block_pairs} pairs needs {memory / 2**20:.1f} MiB per device, over the "
-                             f"memory budget of {budget_mib:.1f} MiB: lower block_pairs or raise memory_budget_mb")
-        return Plan(compiled, block_pairs, memory, mesh)
+        plan = _compile(step, operand_specs, block_pairs, mesh)
+        if plan.memory_bytes > memory_budget_bytes:
+            raise ValueError(f"a block of {block_pairs} pairs needs {plan.memory_bytes / 2**20:.1f} MiB per device, "
+                             f"over the memory budget of {budget_mib:.1f} MiB: lower block_pairs or raise "
+                             "memory_budget_mb")
+        return plan
     most_useful = max(-(-num_pairs // devices), 1)  # no point in a block larger than all the pairs
     if most_useful <= _WHOLE_FIRST:
-        compiled, memory = _compile(step, operand_specs, most_useful * devices, mesh)
-        if memory <= memory_budget_bytes:
-            return Plan(compiled, most_useful * devices, memory, mesh)
+        plan = _compile(step, operand_specs, most_useful * devices, mesh)
+        if plan.memory_bytes <= memory_budget_bytes:
+            return plan
     # Memory is affine in the block size: fit it on two small probes, then check the real block.
     small, large = _MIN_SHARD, 4 * _MIN_SHARD
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # compiling releases the GIL: the probes at once
-        m_small, m_large = pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh)[1],
+        m_small, m_large = pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh).memory_bytes,
                                     (small, large))
     per_pair = max(m_large - m_small, 1) / (large - small)  # per device, for each pair it holds
     fixed = max(m_small - small * per_pair, 0)
@@ -151,10 +189,10 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
     while True:
         if _MIN_SHARD <= per_device < most_useful:
             per_device -= per_device % _MIN_SHARD
-        compiled, memory = _compile(step, operand_specs, per_device * devices, mesh)
-        if memory <= memory_budget_bytes:
-            return Plan(compiled, per_device * devices, memory, mesh)
+        plan = _compile(step, operand_specs, per_device * devices, mesh)
+        if plan.memory_bytes <= memory_budget_bytes:
+            return plan
         if per_device == 1:
             raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
-                             f"device needs {memory / 2**20:.1f} MiB; raise memory_budget_mb")
-        per_device = max(1, int(per_device * 0.95 * memory_budget_bytes / memory))
+                             f"device needs {plan.memory_bytes / 2**20:.1f} MiB; raise memory_budget_mb")
+        per_device = max(1, int(per_device * 0.95 * memory_budget_bytes / plan.memory_bytes))

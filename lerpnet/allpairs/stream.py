@@ -113,8 +113,8 @@ def _computed(plan: Plan, operands: tuple, chunks: list[np.ndarray], todo: list[
         for k in [*todo, None]:
             scores = None if k is None else plan.step(*operands, *plan.pairs(chunks[k]))
             if pending is not None:
-                done, fetched = pending[0], jax.device_get(pending[1])
-                part = {name: value[: len(chunks[done])] for name, value in fetched.items()}
+                done = pending[0]
+                part = plan.host_scores(pending[1], len(chunks[done]))
                 if store is not None:
                     writes.append(writer.submit(store.save, first_block + done, chunks[done], part))
                 yield done, part

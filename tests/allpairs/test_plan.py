@@ -47,6 +47,25 @@ def test_the_constant_path_of_a_shape_needs_no_decoder():
         np.testing.assert_array_equal(np.asarray(constant[key]), np.asarray(value), err_msg=key)
 
 
+def test_a_block_comes_back_as_one_array_that_holds_every_score_unchanged():
+    mesh = device_mesh(1)
+    plan = plan_blocks(STEP, operand_specs(), 8, block_pairs=8, memory_budget_bytes=2**30, mesh=mesh)
+    pairs = np.array([[0, 1], [1, 0], [4, 3], [2, 2], [0, 4]], np.int32)
+    rows = plan.step(*plan.operands(*OPERANDS), *plan.pairs(pairs))
+    assert isinstance(rows, jax.Array) and rows.dtype == jnp.uint32 and rows.shape[0] == 8
+    got = plan.host_scores(rows, len(pairs))
+    want = jax.jit(STEP)(*OPERANDS, jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]))
+    assert sorted(got) == sorted(want)
+    for key, value in want.items():
+        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
+        np.testing.assert_array_equal(got[key], np.asarray(value), err_msg=key)
+
+
+def test_a_score_that_is_not_32_bit_is_refused_by_name():
+    with pytest.raises(TypeError, match="'flag' is bool"):
+        plan_module._as_rows({"flag": jnp.zeros((4,), bool)})
+
+
 def test_block_size_is_chosen_within_the_budget_and_a_tiny_budget_is_refused():
     mesh = device_mesh(1)
     plan = plan_blocks(STEP, operand_specs(), 10_000, block_pairs=0, memory_budget_bytes=64 * 2**20, mesh=mesh)
@@ -87,9 +106,9 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
     out = {}
     for n in (1, 4):
         plan = plan_blocks(STEP, operand_specs(), 16, block_pairs=16, memory_budget_bytes=2**30, mesh=device_mesh(n))
-        scores = plan.step(*plan.operands(*OPERANDS), *plan.pairs(pairs))
-        assert len(scores["smoothness"].sharding.device_set) == n
-        out[n] = jax.tree.map(np.asarray, scores)
+        rows = plan.step(*plan.operands(*OPERANDS), *plan.pairs(pairs))
+        assert len(rows.sharding.device_set) == n
+        out[n] = plan.host_scores(rows, len(pairs))
     for key in out[1]:
         np.testing.assert_array_equal(out[1][key], out[4][key], err_msg=key)
     print("SHARDED-OK")
