@@ -92,8 +92,9 @@ def _layout(scores: dict) -> Layout:
 class Plan:
     """A compiled block step and what it costs: `block_pairs` pairs a call, `memory_bytes` a device.
 
-    `step` returns the block's scores as rows of 32-bit words (`layout` says which); `host_scores`
-    brings them back as named host arrays.
+    `step(*operands, pairs)` takes the per-run operands (`operands`) and a block's pairs (`pairs`) and
+    returns the block's scores as rows of 32-bit words (`layout` says which); `host_scores` brings them
+    back as named host arrays.
     """
 
     step: jax.stages.Compiled
@@ -117,12 +118,12 @@ class Plan:
         """Place the per-run operands on every device (replicated), as the step expects them."""
         return jax.device_put(operands, NamedSharding(self.mesh, P()))
 
-    def pairs(self, block: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices."""
+    def pairs(self, block: np.ndarray) -> jax.Array:
+        """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices: one
+        transfer, the step's last operand."""
         padded = np.zeros((self.block_pairs, 2), np.int32)
         padded[: len(block)] = block
-        sharding = NamedSharding(self.mesh, P(AXIS))
-        return jax.device_put(padded[:, 0], sharding), jax.device_put(padded[:, 1], sharding)
+        return jax.device_put(padded, NamedSharding(self.mesh, P(AXIS)))
 
 
 def device_mesh(num_devices: int = 0) -> Mesh:
@@ -137,11 +138,17 @@ def device_mesh(num_devices: int = 0) -> Mesh:
 def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh) -> Plan:
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
     specs = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), operand_specs)
-    index = jax.ShapeDtypeStruct((block_pairs,), jnp.int32, sharding=sharded)
+    index = jax.ShapeDtypeStruct((block_pairs,), jnp.int32)
     layout = _layout(jax.eval_shape(step, *operand_specs, index, index))
-    sharded_step = jax.shard_map(lambda *args: _as_rows(step(*args)), mesh=mesh,
-                                 in_specs=(P(),) * len(specs) + (P(AXIS), P(AXIS)), out_specs=P(AXIS), check_vma=False)
-    compiled = jax.jit(sharded_step).lower(*specs, index, index).compile()
+
+    def rows(*args):  # the operands, then the block's pairs (P, 2): i, j
+        *operands, pairs = args
+        return _as_rows(step(*operands, pairs[:, 0], pairs[:, 1]))
+
+    sharded_step = jax.shard_map(rows, mesh=mesh, in_specs=(P(),) * len(specs) + (P(AXIS),), out_specs=P(AXIS),
+                                 check_vma=False)
+    block = jax.ShapeDtypeStruct((block_pairs, 2), jnp.int32, sharding=sharded)
+    compiled = jax.jit(sharded_step).lower(*specs, block).compile()
     stats = compiled.memory_analysis()
     memory = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
               - stats.alias_size_in_bytes)

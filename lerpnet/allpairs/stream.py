@@ -111,7 +111,7 @@ def _computed(plan: Plan, operands: tuple, chunks: list[np.ndarray], todo: list[
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
         writes, pending = [], None
         for k in [*todo, None]:
-            scores = None if k is None else plan.step(*operands, *plan.pairs(chunks[k]))
+            scores = None if k is None else plan.step(*operands, plan.pairs(chunks[k]))
             if pending is not None:
                 done = pending[0]
                 part = plan.host_scores(pending[1], len(chunks[done]))

@@ -51,7 +51,7 @@ def test_a_block_comes_back_as_one_array_that_holds_every_score_unchanged():
     mesh = device_mesh(1)
     plan = plan_blocks(STEP, operand_specs(), 8, block_pairs=8, memory_budget_bytes=2**30, mesh=mesh)
     pairs = np.array([[0, 1], [1, 0], [4, 3], [2, 2], [0, 4]], np.int32)
-    rows = plan.step(*plan.operands(*OPERANDS), *plan.pairs(pairs))
+    rows = plan.step(*plan.operands(*OPERANDS), plan.pairs(pairs))
     assert isinstance(rows, jax.Array) and rows.dtype == jnp.uint32 and rows.shape[0] == 8
     got = plan.host_scores(rows, len(pairs))
     want = jax.jit(STEP)(*OPERANDS, jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]))
@@ -106,7 +106,7 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
     out = {}
     for n in (1, 4):
         plan = plan_blocks(STEP, operand_specs(), 16, block_pairs=16, memory_budget_bytes=2**30, mesh=device_mesh(n))
-        rows = plan.step(*plan.operands(*OPERANDS), *plan.pairs(pairs))
+        rows = plan.step(*plan.operands(*OPERANDS), plan.pairs(pairs))
         assert len(rows.sharding.device_set) == n
         out[n] = plan.host_scores(rows, len(pairs))
     for key in out[1]:
