@@ -8,6 +8,7 @@ need (jitted-loop timing of small problems, hardware ceilings).
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -62,3 +63,14 @@ class Laps:
         now = time.perf_counter()
         self.seconds[step] = now - self._last
         self._last = now
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started (interpreter start-up and imports included), from Linux's
+    /proc; None where that is not available. A program logs it to show what its own laps leave out."""
+    try:
+        with open("/proc/self/stat") as stat:  # field 22, starttime, in clock ticks after boot
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")

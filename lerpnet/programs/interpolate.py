@@ -12,6 +12,7 @@ from ml_collections import config_flags
 
 from lerpnet import command_line, console, distributed
 from lerpnet.allpairs.program import interpolate_and_evaluate
+from lerpnet.timing import process_seconds
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Interpolation config (configs/interpolate.py[:variant]).",
                                           lock_config=True)
@@ -21,6 +22,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     console.setup_logging()  # the arguments after the flags are the files to interpolate
+    startup = process_seconds()
     with console.one_line_errors((ValueError, FileNotFoundError), "interrupted: rerun to resume"):  # blocks are kept
         distributed.initialize_from_env()  # several processes: see lerpnet.distributed
         summary = interpolate_and_evaluate(_CONFIG.value, _WORKDIR.value, files=tuple(argv[1:]))
@@ -29,6 +31,11 @@ def main(argv):
     logging.info("%d paths between %d shapes, %d decoded shapes in %.1f s; median smoothness %.3f, median "
                  "novelty IoU %.3f", summary["num_pairs"], summary["num_shapes"], summary["decoded_shapes"],
                  summary["wall_seconds"], summary["median_smoothness"], summary["median_novelty_iou"])
+    whole = process_seconds()
+    if whole is not None:  # what the summary's laps (its wall_seconds) leave out: start-up, gallery
+        logging.info("whole process %.1f s: start-up (interpreter, imports, flags) %.1f s, the steps %.1f s, the "
+                     "summary and gallery %.1f s", whole, startup, summary["wall_seconds"],
+                     whole - startup - summary["wall_seconds"])
     console.print_outputs(summary["outputs"])
 
 
