@@ -75,17 +75,15 @@ def num_blocks(num_pairs: int, block_pairs: int) -> int:
 Layout = tuple[tuple[str, str, tuple[int, ...]], ...]
 
 
-def _as_rows(scores: dict[str, jax.Array]) -> jax.Array:
-    """Every score of a pair in one uint32 row (P, words), the scores in name order (`_layout`)."""
-    for name, value in scores.items():
-        if value.dtype.itemsize != 4:
-            raise TypeError(f"score {name!r} is {value.dtype}: a block's scores travel as 32-bit words")
-    return jnp.concatenate([jax.lax.bitcast_convert_type(scores[name], jnp.uint32).reshape(scores[name].shape[0], -1)
-                            for name in sorted(scores)], axis=1)
-
-
-def _layout(scores: dict) -> Layout:
-    return tuple((name, str(scores[name].dtype), tuple(scores[name].shape[1:])) for name in sorted(scores))
+def _as_rows(scores: dict[str, jax.Array]) -> tuple[jax.Array, Layout]:
+    """Every score of a pair in one uint32 row (P, words), the scores in name order, and that layout."""
+    names = sorted(scores)
+    for name in names:
+        if scores[name].dtype.itemsize != 4:
+            raise TypeError(f"score {name!r} is {scores[name].dtype}: a block's scores travel as 32-bit words")
+    rows = jnp.concatenate([jax.lax.bitcast_convert_type(scores[name], jnp.uint32).reshape(scores[name].shape[0], -1)
+                            for name in names], axis=1)
+    return rows, tuple((name, str(scores[name].dtype), tuple(scores[name].shape[1:])) for name in names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,12 +136,13 @@ def device_mesh(num_devices: int = 0) -> Mesh:
 def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh) -> Plan:
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
     specs = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), operand_specs)
-    index = jax.ShapeDtypeStruct((block_pairs,), jnp.int32)
-    layout = _layout(jax.eval_shape(step, *operand_specs, index, index))
+    layouts = []  # filled when `lower` traces the step (once)
 
     def rows(*args):  # the operands, then the block's pairs (P, 2): i, j
         *operands, pairs = args
-        return _as_rows(step(*operands, pairs[:, 0], pairs[:, 1]))
+        words, layout = _as_rows(step(*operands, pairs[:, 0], pairs[:, 1]))
+        layouts.append(layout)
+        return words
 
     sharded_step = jax.shard_map(rows, mesh=mesh, in_specs=(P(),) * len(specs) + (P(AXIS),), out_specs=P(AXIS),
                                  check_vma=False)
@@ -152,7 +151,7 @@ def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh)
     stats = compiled.memory_analysis()
     memory = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
               - stats.alias_size_in_bytes)
-    return Plan(compiled, block_pairs, int(memory), mesh, layout)
+    return Plan(compiled, block_pairs, int(memory), mesh, layouts[-1])
 
 
 def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_pairs: int, memory_budget_bytes: int,

@@ -34,7 +34,7 @@ def main(argv):
     whole = process_seconds()
     if whole is not None:  # what the summary's laps (its wall_seconds) leave out: start-up, gallery
         logging.info("whole process %.1f s: start-up (interpreter, imports, flags) %.1f s, the steps %.1f s, the "
-                     "summary and gallery %.1f s", whole, startup, summary["wall_seconds"],
+                     "rest (summary, gallery) %.1f s", whole, startup, summary["wall_seconds"],
                      whole - startup - summary["wall_seconds"])
     console.print_outputs(summary["outputs"])
 
