@@ -25,7 +25,7 @@ from lerpnet import distributed
 from lerpnet.allpairs.plan import Plan, block_step, device_mesh, num_blocks, plan_blocks
 from lerpnet.allpairs.scores import OrderedPairScores, as_packed, reference_matrix
 from lerpnet.allpairs.shapes import PAIR_MODES, pair_list
-from lerpnet.allpairs.stream import Store, stream_blocks, stream_share
+from lerpnet.allpairs.stream import Segment, Store, stream_blocks, stream_share
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.models import Autoencoder
 from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, XlaLaunch, default_implementation, lerp_decode
@@ -113,23 +113,22 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
 
     start = time.perf_counter()
     operands = plan.operands(params, z, *compiled.prepare(params, z, inputs, reference))
-    # (plan, pairs, first block in the store, progress label) of the unique pairs, then the constant paths
-    streams = [(plan, unique, 0, "decode+score")]
+    # the unique pairs, then the constant paths: one stream, so the device never waits between them
+    segments = [Segment(plan, unique)]
     if compiled.diagonal is not None:
         same = np.repeat(np.arange(n, dtype=np.int32), 2).reshape(n, 2)
-        streams.append((compiled.diagonal, same, num_blocks(len(unique), plan.block_pairs), "constant paths"))
+        segments.append(Segment(compiled.diagonal, same, num_blocks(len(unique), plan.block_pairs)))
     shared_blocks = shared_pairs = 0  # what the processes' shares computed, all of them together
     if processes > 1:
-        shares = [stream_share(step, operands, rows, store=store, first_block=first, desc=desc,
-                               progress=progress and distributed.is_primary()) for step, rows, first, desc in streams]
+        shares = stream_share(segments, operands, store=store, progress=progress and distributed.is_primary())
         # Summing over the processes waits for all of them: past this, every block is in the store.
         shared_blocks = distributed.total(sum(share.blocks_computed for share in shares))
         shared_pairs = distributed.total(shares[0].pairs_computed)
         if not distributed.is_primary():
             return None
     ordered = OrderedPairScores(n) if pairs == "all" else None
-    results = [stream_blocks(step, operands, rows, store=store, first_block=first, progress=progress, desc=desc,
-                             sink=None if ordered is None else ordered.add) for step, rows, first, desc in streams]
+    results = stream_blocks(segments, operands, store=store, progress=progress,
+                            sink=None if ordered is None else ordered.add)
     scores = results[0][0] if ordered is None else ordered.result()
     computed = shared_blocks + sum(stats.blocks_computed for _, stats in results)
     interior = (shared_pairs + results[0][1].pairs_computed) * (steps - 2)

@@ -1,18 +1,18 @@
-"""Run a compiled block plan over a list of pairs, keeping the device busy and the host out of its way.
+"""Run compiled block plans over lists of pairs, keeping the device busy and the host out of its way.
 
-Block b + 1 is dispatched before block b is fetched, so the device always has the next block
-queued while the host waits for the previous one; each fetched block is handed to a background
-thread that writes it (`BlockStore.save`), so writing never delays the next dispatch. At most two
-blocks are in flight, so device memory stays within the plan's budget. Several processes sharing
-one store each compute a share of the blocks (`stream_share`).
+A stream is one or more segments (a plan and its pairs: the pairs i < j, then the constant paths),
+run as one queue of blocks: block b + 1 is dispatched before block b is fetched, across segments too,
+so the device always has the next block queued while the host waits for the previous one; each
+fetched block is handed to a background thread that writes it (`BlockStore.save`), so writing never
+delays the next dispatch. At most two blocks are in flight, so device memory stays within the plans'
+budget. Several processes sharing one store each compute a share of the blocks (`stream_share`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import jax
@@ -37,87 +37,104 @@ class Store(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
+class Segment:
+    """The pairs `rows` (K, 2) that one compiled plan scores, kept in the store from block `first_block` on."""
+
+    plan: Plan
+    rows: np.ndarray
+    first_block: int = 0
+
+    def chunks(self) -> list[np.ndarray]:
+        size = self.plan.block_pairs
+        return [self.rows[k * size : (k + 1) * size] for k in range(num_blocks(len(self.rows), size))]
+
+
+@dataclasses.dataclass(frozen=True)
 class StreamStats:
-    """What one stream did: its blocks, how many it computed (not found in the store), and the time."""
+    """What one segment of a stream did: its blocks, how many it computed (not found in the store), and the
+    pairs in those."""
 
     blocks: int
     blocks_computed: int
     pairs_computed: int
-    seconds: float
 
 
-def stream_blocks(plan: Plan, operands: tuple, rows: np.ndarray, *, store: Store | None = None, first_block: int = 0,
-                  progress: bool = False, desc: str = "decode+score",
-                  sink: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
-                  ) -> tuple[dict[str, np.ndarray], StreamStats]:
-    """The scores of every pair in `rows` (K, 2), block by block in order, as host arrays (K, ...).
+def stream_blocks(segments: Sequence[Segment], operands: tuple, *, store: Store | None = None, progress: bool = False,
+                  desc: str = "decode+score", sink: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+                  ) -> list[tuple[dict[str, np.ndarray], StreamStats]]:
+    """Each segment's scores, block by block in order, as host arrays (K, ...), with what it did.
 
-    Blocks the store already holds are read, not computed; the others are computed and saved.
-    Block k of this stream is block `first_block + k` of the store. With a `sink`, each block's
-    pairs and scores go to it as they arrive (a computed block while the device works on the next)
-    and the scores returned are empty.
+    Blocks the store already holds are read, not computed; the others are computed and saved. With a
+    `sink`, each block's pairs and scores go to it as they arrive (a computed block while the device
+    works on the next) and the scores returned are empty.
     """
-    chunks = _chunks(rows, plan.block_pairs)
-    parts = [store.load(first_block + k, chunk) if store is not None else None for k, chunk in enumerate(chunks)]
-    todo = [k for k, part in enumerate(parts) if part is None]
+    chunks = [segment.chunks() for segment in segments]
+    parts = [[store.load(segment.first_block + k, chunk) if store is not None else None for k, chunk in enumerate(cs)]
+             for segment, cs in zip(segments, chunks)]
+    todo = [(s, k) for s, ps in enumerate(parts) for k, part in enumerate(ps) if part is None]
     if sink is not None:
-        for k in (k for k, part in enumerate(parts) if part is not None):
-            sink(chunks[k], parts[k])
-            parts[k] = None
-    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), unit="block", desc=desc, disable=not progress)
-    start = time.perf_counter()
-    for k, part in _computed(plan, operands, chunks, todo, store, first_block):
+        for s, k in [(s, k) for s, ps in enumerate(parts) for k, part in enumerate(ps) if part is not None]:
+            sink(chunks[s][k], parts[s][k])
+            parts[s][k] = None
+    total = sum(map(len, chunks))
+    bar = tqdm(total=total, initial=total - len(todo), unit="block", desc=desc, disable=not progress)
+    for (s, k), part in _computed(segments, operands, chunks, todo, store):
         if sink is None:
-            parts[k] = part
+            parts[s][k] = part
         else:
-            sink(chunks[k], part)
+            sink(chunks[s][k], part)
         bar.update(1)
-    seconds = time.perf_counter() - start
     bar.close()
-    scores = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if sink is None else {}
-    return scores, StreamStats(len(chunks), len(todo), sum(len(chunks[k]) for k in todo), seconds)
+    results = []
+    for s, ps in enumerate(parts):
+        done = [k for s_, k in todo if s_ == s]
+        stats = StreamStats(len(ps), len(done), sum(len(chunks[s][k]) for k in done))
+        scores = {name: np.concatenate([part[name] for part in ps]) for name in ps[0]} if sink is None else {}
+        results.append((scores, stats))
+    return results
 
 
-def stream_share(plan: Plan, operands: tuple, rows: np.ndarray, *, store: Store, first_block: int = 0,
-                 progress: bool = False, desc: str = "decode+score") -> StreamStats:
-    """This process's share of the blocks of `rows` that the store lacks, computed and saved to it.
+def stream_share(segments: Sequence[Segment], operands: tuple, *, store: Store, progress: bool = False,
+                 desc: str = "decode+score") -> list[StreamStats]:
+    """This process's share of the segments' blocks that the store lacks, computed and saved to it.
 
     For several processes sharing one store (every process calls it with the same arguments): once
     all have listed the missing blocks, the k-th missing block is computed by process k mod P, so a
     resumed run deals out only what is left. Nothing is returned but what this process did; the
     scores are read back from the store (`stream_blocks`) once every process is done.
     """
-    chunks = _chunks(rows, plan.block_pairs)
-    missing = [k for k in range(len(chunks)) if not store.done(first_block + k)]
-    distributed.barrier(f"listed the blocks from {first_block}")  # before anyone adds one
+    chunks = [segment.chunks() for segment in segments]
+    missing = [(s, k) for s, segment in enumerate(segments) for k in range(len(chunks[s]))
+               if not store.done(segment.first_block + k)]
+    distributed.barrier(f"listed the blocks from {segments[0].first_block}")  # before anyone adds one
     mine = missing[jax.process_index()::jax.process_count()]
     bar = tqdm(total=len(mine), unit="block", desc=desc, disable=not progress)
-    start = time.perf_counter()
-    for _ in _computed(plan, operands, chunks, mine, store, first_block):
+    for _ in _computed(segments, operands, chunks, mine, store):
         bar.update(1)
-    seconds = time.perf_counter() - start
     bar.close()
-    return StreamStats(len(chunks), len(mine), sum(len(chunks[k]) for k in mine), seconds)
+    return [StreamStats(len(chunks[s]), sum(1 for s_, _ in mine if s_ == s),
+                        sum(len(chunks[s][k]) for s_, k in mine if s_ == s)) for s in range(len(segments))]
 
 
-def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
-    return [rows[k * size : (k + 1) * size] for k in range(num_blocks(len(rows), size))]
-
-
-def _computed(plan: Plan, operands: tuple, chunks: list[np.ndarray], todo: list[int], store: Store | None,
-              first_block: int) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """(k, the host scores of chunk k) for each k of `todo` in order, each saved to the store by a
-    background thread; block k + 1 is dispatched before block k is fetched."""
+def _computed(segments: Sequence[Segment], operands: tuple, chunks: list[list[np.ndarray]],
+              todo: list[tuple[int, int]], store: Store | None) -> Iterator[tuple[tuple[int, int], dict[str, np.ndarray]]]:
+    """((s, k), the host scores of segment s's chunk k) for each of `todo` in order, each saved to the
+    store by a background thread; the next block, of whichever segment, is dispatched before this one
+    is fetched."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
         writes, pending = [], None
-        for k in [*todo, None]:
-            scores = None if k is None else plan.step(*operands, plan.pairs(chunks[k]))
+        for job in [*todo, None]:
+            scores = None
+            if job is not None:
+                plan = segments[job[0]].plan
+                scores = plan.step(*operands, plan.pairs(chunks[job[0]][job[1]]))
             if pending is not None:
-                done = pending[0]
-                part = plan.host_scores(pending[1], len(chunks[done]))
+                (s, k), queued = pending
+                rows = chunks[s][k]
+                part = segments[s].plan.host_scores(queued, len(rows))
                 if store is not None:
-                    writes.append(writer.submit(store.save, first_block + done, chunks[done], part))
-                yield done, part
-            pending = None if k is None else (k, scores)
+                    writes.append(writer.submit(store.save, segments[s].first_block + k, rows, part))
+                yield (s, k), part
+            pending = None if job is None else (job, scores)
         for write in writes:
             write.result()  # a failed write is an error here, not a block silently missing

@@ -7,7 +7,7 @@ from lerpnet import files
 from lerpnet.allpairs.plan import device_mesh, num_blocks, plan_blocks
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.allpairs.store import BlockStore, content_hash
-from lerpnet.allpairs.stream import stream_blocks
+from lerpnet.allpairs.stream import Segment, StreamStats, stream_blocks
 from tests.allpairs.standin import OPERANDS, POSITIONS, STEP, operand_specs
 
 PAIRS = pair_list(len(POSITIONS), "all")  # 25 pairs
@@ -22,7 +22,8 @@ def plan(block: int):
 def stream(plan_, workdir, fingerprint=FINGERPRINT):
     with BlockStore(workdir, fingerprint, plan_.block_pairs) as store:
         store.start(plan_.block_pairs)
-        return stream_blocks(plan_, plan_.operands(*OPERANDS), PAIRS, store=store)
+        [(scores, stats)] = stream_blocks([Segment(plan_, PAIRS)], plan_.operands(*OPERANDS), store=store)
+        return scores, stats
 
 
 def test_blocks_persist_resume_and_do_not_depend_on_the_block_size(tmp_path):
@@ -44,10 +45,49 @@ def test_blocks_persist_resume_and_do_not_depend_on_the_block_size(tmp_path):
     for key, value in results[16].items():
         np.testing.assert_array_equal(again[key], value, err_msg=key)
     # Without a store every block is computed, the same.
-    memory, stats = stream_blocks(plan(8), plan(8).operands(*OPERANDS), PAIRS)
+    [(memory, stats)] = stream_blocks([Segment(plan(8), PAIRS)], plan(8).operands(*OPERANDS))
     assert stats.blocks_computed == 4
     for key, value in results[8].items():
         np.testing.assert_array_equal(memory[key], value, err_msg=key)
+
+
+class _Recorder:
+    """A stand-in plan that logs when each block is dispatched and fetched."""
+
+    def __init__(self, name, log, block_pairs):
+        self.name, self.log, self.block_pairs = name, log, block_pairs
+
+    def pairs(self, rows):
+        return rows
+
+    def step(self, *operands_and_rows):
+        self.log.append(("dispatch", self.name, int(operands_and_rows[-1][0, 0])))
+        return operands_and_rows[-1]
+
+    def host_scores(self, rows, count):
+        self.log.append(("fetch", self.name, int(rows[0, 0])))
+        return {"first": np.asarray(rows)[:count, 0]}
+
+
+def test_segments_are_one_queue_the_next_block_dispatched_before_the_last_is_fetched(tmp_path):
+    log, pairs = [], np.arange(12, dtype=np.int32).reshape(6, 2)
+    segments = [Segment(_Recorder("unique", log, 4), pairs), Segment(_Recorder("constant", log, 4), pairs[:2], 2)]
+    sunk = []
+    results = stream_blocks(segments, (), sink=lambda rows, part: sunk.append(part["first"].tolist()))
+    # the constant paths' block is queued before the last block of the pairs is fetched: no idle device between them
+    assert log == [("dispatch", "unique", 0), ("dispatch", "unique", 8), ("fetch", "unique", 0),
+                   ("dispatch", "constant", 0), ("fetch", "unique", 8), ("fetch", "constant", 0)]
+    assert sunk == [[0, 2, 4, 6], [8, 10], [0, 2]]
+    assert [stats for _, stats in results] == [StreamStats(2, 2, 6), StreamStats(1, 1, 2)]
+    with BlockStore(tmp_path, FINGERPRINT, 4) as store:
+        store.start(4)
+        first = stream_blocks(segments, (), store=store)
+        log.clear()
+        again = stream_blocks(segments, (), store=store)
+    assert log == [] and [stats for _, stats in again] == [StreamStats(2, 0, 0), StreamStats(1, 0, 0)]
+    for (a, _), (b, _) in zip(first, again):
+        np.testing.assert_array_equal(a["first"], b["first"])
+    np.testing.assert_array_equal(first[0][0]["first"], [0, 2, 4, 6, 8, 10])
 
 
 def test_torn_truncated_and_copied_over_blocks_are_computed_again(tmp_path):
