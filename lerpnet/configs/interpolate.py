@@ -24,20 +24,20 @@ Variants:
   `python -m experiments.demo` (`bin/train`) ends with.
 - `modelnet_study`: N = 50 ModelNet chairs, all 2,500 ordered pairs x 11 steps = 27,500 decoded
   shapes (the study's size), timed end to end (encode + decode + threshold + pack + score; median
-  of 5 after 1 warm-up) in summary.json["end_to_end"]. One H200, the configs/modelnet_chairs.py
-  model: 45.2 ms end to end, 49.9 s for the whole command with a cold compilation cache
+  of 5 after 1 warm-up) in summary.json["end_to_end"]. One H100, the configs/modelnet_chairs.py
+  model: 33.7 ms end to end, 16.7 s for the whole command with a cold compilation cache
   (results/interpolate/n50).
 - `modelnet_chairs`: N = 200 ModelNet chairs: every validation chair (84) plus training chairs,
   each labelled with its split; all 19,900 unique pairs in pairs.csv, medians per split pair in
-  summary_by_split.md, figures (figure6.png, topk.png, exports/). One H200: 46.9 s for the whole
+  summary_by_split.md, figures (figure6.png, topk.png, exports/). One H100: 14.3 s for the whole
   command (results/interpolate/n200).
 - `modelnet_wall`: N = 1000, every ordered pair: 11 million decoded shapes in 8 GiB blocks, timed
   (the persisted run warms up, then 2 timed repeats). ModelNet has only 839 distinct chairs, so
   this run takes the validation chairs, the canonical training chairs, then training chairs in
   ModelNet's other 11 poses (split "rotated"); novelty is scored against the canonical training
-  chairs. One H200, the configs/modelnet_chairs.py model (with the 12 poses): 11.0 s end to end, 97.5 s
-  for the whole command, 22.0 s of it the two timed repeats (results/interpolate/n1000); 10.72 s and
-  97 s after the jitted set-up and the kernel's plane order (results/interpolate/n1000_rerun_2026-12-02.txt).
+  chairs. One H100, the configs/modelnet_chairs.py model: 11.07 s end to end, 60.9 s for the whole
+  command with a cold compilation cache, 22.1 s of it the two timed repeats (results/interpolate/n1000);
+  21.2 s with --config.timing.repeats=0 on a warm cache (results/interpolate/n1000_warm).
 On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
     lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
         --config.checkpoint_dir=RUN

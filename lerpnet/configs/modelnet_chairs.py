@@ -14,9 +14,9 @@ float32; results/ablate_training/canonical/): validation IoU 0.803 +- 0.001 over
 threshold chosen on validation (0.7; IoU@0.5 0.801), 91.5% of the full validation voxels found at
 0.45% false positives, against 0.768 +- 0.001 with ModelNet's 12 poses of every training chair (the
 previous winner), 0.761 +- 0.003 with one residual block, 0.726 +- 0.002 without the translations and
-0.704 +- 0.000 for `:ablation_base`, after 6,000 steps of 128 shapes. Wall time: 108 s for the whole
-command, alone on one NVIDIA H100 80GB HBM3 (13,851 shapes/s; validation IoU 0.803 at threshold 0.7,
-IoU@0.5 0.800; results/train/), 281 s a run with three trainings sharing an H200.
+0.704 +- 0.000 for `:ablation_base`, after 6,000 steps of 128 shapes. Wall time: 88 s for the whole
+command, alone on one NVIDIA H100 80GB HBM3 (13,924 shapes/s; validation IoU 0.804 at threshold 0.65,
+IoU@0.5 0.801; results/train/, 2026-12-06), 281 s a run with three trainings sharing an H200.
 Variant `:ablation_base` (the previous recipe, the ablation's base row; the study's widths are
 configs/study.py). Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32):
 validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
