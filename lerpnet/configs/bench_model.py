@@ -50,13 +50,16 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # the model's widths, lerpnet.ops.lerp_decode.triton.default_launch) and XlaLaunch fields
     cfg.triton_launch = ml_collections.ConfigDict()
     cfg.xla_launch = ml_collections.ConfigDict(dict(chunk=256))
-    # Triton launches timed for each decoder width at N = algorithm1_n[0], decode only: the fastest launches
-    # of the earlier 16-launch sweeps (results/bench_model/nvidia_h200_launches/: smaller up1 slabs keep
-    # the (64, 64) accumulators out of local memory; 8 warps, 264 or 792+ programs and num_stages 2 ran
-    # slower), each with up2's 64 phases dotted with every view (up2_groups 1) and in 4 groups (4)
+    # Triton launches timed for each decoder width at N = algorithm1_n[0], decode only. Smaller up2
+    # slabs (rows) and up1 slabs (up1_rows) shrink the accumulators: fewer registers per thread,
+    # more programs resident per SM; at (64, 64) channels an up1 slab of 8 rows holds 256 float32
+    # accumulators a thread at 4 warps, so the sweep also tries 8 warps and fewer programs
     cfg.triton_sweep = tuple(
-        dict(programs=528, rows=r, up1_rows=u, num_warps=4, num_stages=1, up2_groups=g)
-        for r, u in ((4, 8), (4, 4), (2, 4)) for g in (1, 4))
+        dict(programs=p, rows=r, up1_rows=u, num_warps=w, num_stages=s)
+        for p, r, u, w, s in [(528, 4, 8, 4, 1), (528, 4, 4, 4, 1), (528, 4, 2, 4, 1), (528, 2, 4, 4, 1),
+                              (528, 2, 2, 4, 1), (528, 1, 2, 4, 1), (792, 2, 2, 4, 1), (1056, 2, 2, 4, 1),
+                              (528, 4, 8, 8, 1), (528, 4, 4, 8, 1), (264, 4, 8, 8, 1), (264, 8, 8, 8, 1),
+                              (396, 4, 4, 4, 1), (264, 4, 4, 4, 1), (528, 4, 4, 4, 2), (528, 2, 2, 8, 1)])
     cfg.max_bit_mismatch = 5e-3  # a swept launch differing from the XLA implementation on more bits is not chosen
     cfg.check_n = 13  # each implementation against the unfused reference on N = check_n (uneven items)
     cfg.matmul_size = 8192

@@ -139,10 +139,6 @@ class TestTritonInterpret(LerpDecodeSuite):
         Case("triton", TritonLaunch(programs=4, rows=4, up1_rows=4), features=CHAIRS),
         Case("triton", TritonLaunch(programs=3, rows=4), activation="gelu", steps=5, step_range=(1, 3),
              threshold=0.3),
-        # up2 in 4 phase groups: each view dotted only with the groups that read it
-        Case("triton", TritonLaunch(programs=3, rows=4, up2_groups=4)),
-        Case("triton", TritonLaunch(programs=4, rows=2, up1_rows=4, up2_groups=4), features=CHAIRS, steps=5,
-             step_range=(1, 4), threshold=0.3),
     ]
 
 
@@ -155,8 +151,6 @@ class TestGPU(LerpDecodeSuite):
     cases = [Case("triton", launch, n=7, steps=11) for launch in (
         None, TritonLaunch(rows=2, up1_rows=2), TritonLaunch(programs=1056, rows=1, up1_rows=1))]
     cases += [Case("triton", launch, CHAIRS, n=7, steps=11) for launch in (None, TritonLaunch(up1_rows=4))]
-    cases += [Case("triton", TritonLaunch(up1_rows=up1_rows, up2_groups=4), features, n=7, steps=11)
-              for features, up1_rows in ((STUDY, 8), (CHAIRS, 4))]
     cases += [Case("triton", None, STUDY, activation, n=7, steps=11) for activation in triton.ACTIVATIONS[1:]]
     cases += [Case(impl, None, features, n=7, steps=11, step_range=(2, 9), threshold=0.3)
               for impl in ("triton", "xla", "auto") for features in (STUDY, CHAIRS)]
@@ -176,12 +170,11 @@ def test_gpu_all_pairs_equals_per_pair_kernel_on_most_bits(features):
 @pytest.mark.gpu
 @pytest.mark.parametrize("features", [STUDY, CHAIRS])
 @pytest.mark.parametrize("num_warps", [4, 2])
-@pytest.mark.parametrize("up2_groups", [1, 4])
-def test_gpu_triton_equals_xla_on_most_bits(features, num_warps, up2_groups):
+def test_gpu_triton_equals_xla_on_most_bits(features, num_warps):
     model, params, z = model_and_latents(6, features)
     i, j = every_pair(6)
     a = lerp_decode(model, params, z, i, j, implementation="triton",
-                    launch=TritonLaunch(programs=264, rows=2, num_warps=num_warps, up2_groups=up2_groups))
+                    launch=TritonLaunch(programs=264, rows=2, num_warps=num_warps))
     b = lerp_decode(model, params, z, i, j, implementation="xla")
     assert float(jax.lax.population_count(a ^ b).sum()) / (a.size * 32) < 5e-3
 
@@ -211,17 +204,16 @@ def test_all_pairs_needs_an_interior_step():
         lerp_decode_all_pairs(model, params, z, steps=2, implementation="reference")
 
 
-LOWERINGS = [(features, "relu", rows, up1_rows, groups) for features in (STUDY, CHAIRS)
-             for rows, up1_rows in ((2, 8), (1, 1)) for groups in (1, 4)]
-LOWERINGS += [(STUDY, activation, 2, 8, 1) for activation in triton.ACTIVATIONS[1:]]
+LOWERINGS = [(features, "relu", rows, up1_rows) for features in (STUDY, CHAIRS) for rows, up1_rows in ((2, 8), (1, 1))]
+LOWERINGS += [(STUDY, activation, 2, 8) for activation in triton.ACTIVATIONS[1:]]
 
 
-@pytest.mark.parametrize("features, activation, rows, up1_rows, up2_groups", LOWERINGS)
-def test_triton_lowers_for_cuda_on_an_abstract_h100(lower_for_h100, features, activation, rows, up1_rows, up2_groups):
+@pytest.mark.parametrize("features, activation, rows, up1_rows", LOWERINGS)
+def test_triton_lowers_for_cuda_on_an_abstract_h100(lower_for_h100, features, activation, rows, up1_rows):
     """Interpret mode ignores Triton's constraints (power-of-2 shapes, dot sizes): lower for CUDA too."""
     model, params, z = model_and_latents(3, features, activation)
     i, j = jnp.array([0, 1]), jnp.array([2, 0])
-    launch = TritonLaunch(programs=2, rows=rows, up1_rows=up1_rows, up2_groups=up2_groups)
+    launch = TritonLaunch(programs=2, rows=rows, up1_rows=up1_rows)
     text = lower_for_h100(lambda p, z, i, j: triton.lerp_decode(model, p, z, i, j, steps=3, span=(0, 3), logit=0.0,
                                                                  launch=launch), params, z, i, j)
     assert "lerp_decode" in text and "triton" in text.lower()
@@ -276,32 +268,12 @@ def test_bad_arguments_are_refused():
     (dict(up1_rows=16), "rows and up1_rows must divide 8, got 4 and 16"),
     (dict(num_warps=6), "TritonLaunch.num_warps must be a power of two, got 6"),
     (dict(num_stages=1.0), "TritonLaunch.num_stages must be a positive integer"),
-    (dict(up2_groups=2), "TritonLaunch.up2_groups must be 1 or 4, got 2"),
 ])
 def test_bad_launches_are_refused(knobs, match):
     with pytest.raises(ValueError, match=match):
         TritonLaunch(**knobs)
     with pytest.raises(dataclasses.FrozenInstanceError):
         TritonLaunch().rows = 2
-
-
-def test_grouped_up2_dots_each_view_only_with_the_phases_that_read_it():
-    """The 4 groups cover the 64 phases once; a group skips exactly the views none of its phases reads."""
-    cols = triton._group_columns()
-    assert sorted(cols.ravel()) == list(range(64))
-    sel = triton._up2_selector()
-    reads = np.einsum("amk,bnl,cop->abcmno", sel.any(-1, keepdims=True), sel.any(-1, keepdims=True),
-                      sel.any(-1, keepdims=True)).reshape(64, 64) > 0  # [view, phase]: the phase reads the view
-    dots = 0
-    for g, (gd, gh) in enumerate(triton._GROUPS):
-        for view in range(64):
-            dd, dh = view >> 4, (view >> 2) & 3
-            kept = dd in triton._reads()[gd] and dh in triton._reads()[gh]
-            assert kept == reads[view, cols[g]].any()
-            dots += kept
-    assert reads.sum() == 512 and dots * 16 == 2304  # 4.5x the useful products instead of 8x (64 x 64)
-    order = triton._grouped_word_order()
-    assert sorted(order) == list(range(16))
 
 
 def test_default_launch_is_the_measured_fastest_for_the_models_widths():

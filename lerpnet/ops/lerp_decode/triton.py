@@ -4,13 +4,9 @@ Each program owns an interpolant at a time: it lerps the two rows of H = fc(z) o
 zero-bordered 10^3 slot, runs up1 as eight exact per-parity dots over shifted views of it, keeps
 the 16^3 activation in a per-program scratch slot (global memory, in a parity-plane layout), loads
 each of up2's 64 shifted views of it once, the 8 views of a plane one after another (10% faster
-at the study's widths than the views in shift order), and dots it with the weights of the output
-phases that read it, then thresholds (the threshold's logit is taken off up2's bias) and packs in
-registers. Each 8-grid position owns a 4^3 block of 64 output phases, and a phase reads 8 of the
-64 views: dotting every view with all 64 phases (`up2_groups=1`) does 8x the useful work. Per axis
-the inner phases (1, 2) read only 2 of the 4 views, so `up2_groups=4` splits the phases into the
-four inner/outer groups along d and h (16 phases each, the smallest dot Triton takes) and dots each
-view only with the groups that read it: 4.5x the useful work, 44% fewer of up2's FLOPs.
+at the study's widths than the views in shift order), and dots it with the weights of every output
+phase that reads it, then thresholds (the threshold's logit is taken off up2's bias) and packs in
+registers.
 A persistent grid of `programs` programs loops over the items; the item count is read at run time,
 so one compiled kernel serves every N.
 
@@ -49,17 +45,13 @@ def _view_digit(b, q):
 # listed by view digit: ((-1, 1), (0, 0), (0, 1), (1, 0))
 _VIEWS = tuple(view for _, view in sorted((_view_digit(b, q), (b - q, q)) for b in (0, 1) for q in (0, 1)))
 _PARITIES = tuple(itertools.product((0, 1), repeat=3))
-# up2_groups=4: per axis d and h, the inner phases (1, 2) and the outer ones (0, 3) of a 4-voxel block
-_PHASE_GROUPS = ((1, 2), (0, 3))
-_GROUPS = tuple(itertools.product(range(2), repeat=2))  # (d group, h group): 2 x 2 x 4 = 16 phases each
 
 
 @dataclasses.dataclass(frozen=True)
 class TritonLaunch(Launch):
     """Launch shape: `programs` persistent programs of `num_warps` warps; up1 in slabs of `up1_rows`
     and up2 in slabs of `rows` 8-grid rows (smaller slabs: smaller accumulators, fewer registers);
-    `num_stages` software-pipelines the tap and view loops; up2's 64 output phases dotted with every
-    view (`up2_groups=1`) or in 4 groups, each view only with the groups that read it (`up2_groups=4`).
+    `num_stages` software-pipelines the tap and view loops.
 
     The defaults are the fastest launch measured on an H100 and an H200 for the study's widths
     (results/bench_model/README.md): 255 registers a thread, so 2 programs (8 warps) share an SM and
@@ -73,14 +65,11 @@ class TritonLaunch(Launch):
     up1_rows: int = 8
     num_warps: int = 4
     num_stages: int = 1
-    up2_groups: int = 1
 
     def __post_init__(self):
         super().__post_init__()
         if GRID % self.rows or GRID % self.up1_rows:
             raise ValueError(f"TritonLaunch.rows and up1_rows must divide {GRID}, got {self.rows} and {self.up1_rows}")
-        if self.up2_groups not in (1, len(_GROUPS)):
-            raise ValueError(f"TritonLaunch.up2_groups must be 1 or {len(_GROUPS)}, got {self.up2_groups}")
 
 
 LAUNCH = TritonLaunch
@@ -121,33 +110,11 @@ def _up2_selector() -> np.ndarray:
     return sel
 
 
-def _reads() -> tuple[frozenset[int], ...]:
-    """Per phase group of one axis, the view digits its phases read (inner: 2 of the 4; outer: all 4)."""
-    sel = _up2_selector()
-    return tuple(frozenset(v for v in range(4) if sel[v, list(group)].any()) for group in _PHASE_GROUPS)
-
-
-def _group_columns() -> np.ndarray:
-    """cols[g, c]: the phase (16 md + 4 mh + mw) of column c = 8 id + 4 ih + mw of group g = (gd, gh)."""
-    return np.array([[16 * _PHASE_GROUPS[gd][c >> 3] + 4 * _PHASE_GROUPS[gh][(c >> 2) & 1] + (c & 3)
-                      for c in range(16)] for gd, gh in _GROUPS])
-
-
-def _grouped_word_order() -> np.ndarray:
-    """The grouped kernel writes word 4 g + 2 id + ih; order[4 md + mh] is where word (md, mh) is."""
-    order = np.zeros(16, np.int32)
-    for g, (gd, gh) in enumerate(_GROUPS):
-        for a, b in itertools.product(range(2), repeat=2):
-            order[4 * _PHASE_GROUPS[gd][a] + _PHASE_GROUPS[gh][b]] = 4 * g + 2 * a + b
-    return order
-
-
-def _kernel_weights(params, logit, up2_groups: int = 1) -> tuple[jax.Array, ...]:
+def _kernel_weights(params, logit) -> tuple[jax.Array, ...]:
     """The transposed-conv kernels regrouped for the kernel's dots (bf16), the biases (float32).
 
-    w1: (8 parities, 8 taps, C0, C1); w2: (64 views, C1, 64 output phases), or with 4 up2 groups
-    (64 views, 4 groups, C1, 16 phases); b2 has the threshold's logit taken off, so a voxel is on where
-    the accumulated logit + b2 > 0.
+    w1: (8 parities, 8 taps, C0, C1); w2: (64 views, C1, 64 output phases); b2 has the threshold's
+    logit taken off, so a voxel is on where the accumulated logit + b2 > 0.
     """
     dec = decoder_params(params)
     w1 = dec["up1"]["kernel"]  # (4,4,4,C0,C1); parity p, tap e use W[p + 2e] per axis
@@ -156,10 +123,8 @@ def _kernel_weights(params, logit, up2_groups: int = 1) -> tuple[jax.Array, ...]
     sel = _up2_selector()
     w2 = jnp.einsum("amk,bnl,cop,klpi->abcimno", sel, sel, sel, dec["up2"]["kernel"][..., 0])
     b2 = jnp.broadcast_to(dec["up2"]["bias"].astype(jnp.float32) - logit, (64,))
-    w2 = w2.reshape(64, w1.shape[-1], 64)
-    if up2_groups > 1:
-        w2 = w2[:, :, _group_columns()].transpose(0, 2, 1, 3)  # (64, 4, C1, 16)
-    return w1.astype(jnp.bfloat16), dec["up1"]["bias"].astype(jnp.float32), w2.astype(jnp.bfloat16), b2
+    return (w1.astype(jnp.bfloat16), dec["up1"]["bias"].astype(jnp.float32),
+            w2.reshape(64, w1.shape[-1], 64).astype(jnp.bfloat16), b2)
 
 
 def _bits3(idx, width: int):
@@ -173,17 +138,12 @@ def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch
     g = pl.program_id(0)
     programs, rows, up1_rows = launch.programs, launch.rows, launch.up1_rows
     c0, c1 = w1_ref.shape[-2:]
-    cols = 64  # the output phases of a 4^3 voxel block of the 32-grid
+    cols = w2_ref.shape[-1]  # the 64 output phases of a 4^3 voxel block of the 32-grid
     n8 = GRID
-    reads = _reads()
-
-    def bit_shift(columns):
-        """Bit (4 uw + mw) of output word [.., (ud, uh), (jd, jh)] holds output voxel z = 4 uw + mw: the
-        shift of each (8-grid row, phase column) of a slab; a column's mw is column & 3 (a group's too)."""
-        r = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, columns), 0)
-        c = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, columns), 1)
-        return (4 * (r & (n8 - 1)) + (c & 3)).astype(jnp.uint32)
-
+    # bit (4*uw + mw) of output word [.., (ud, uh), (jd, jh)] holds output voxel z = 4*uw + mw
+    r = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, cols), 0)
+    c = jax.lax.broadcasted_iota(jnp.int32, (rows * n8 * n8, cols), 1)
+    shift = (4 * (r & (n8 - 1)) + (c & 3)).astype(jnp.uint32)
     barrier = (lambda: None) if interpret else pltriton.debug_barrier
 
     def item_body(k, carry):
@@ -238,41 +198,13 @@ def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch
                 return acc
 
             acc = jax.lax.fori_loop(0, 8, plane, jnp.zeros((rows * n8 * n8, cols), jnp.float32))
-            bits = ((acc + b2_ref[...][None, :]) > 0).astype(jnp.uint32) << bit_shift(cols)
+            bits = ((acc + b2_ref[...][None, :]) > 0).astype(jnp.uint32) << shift
             words = jnp.sum(bits.reshape(rows * n8, n8, cols), axis=1, dtype=jnp.uint32)
             words = jnp.sum(words.reshape(rows * n8, cols // 4, 4), axis=2, dtype=jnp.uint32)
             out_ref[item, pl.ds(r0 * n8, rows * n8), :] = words
             return carry
 
-        # up2 in 4 phase groups: the planes' d and h parities are static, so which groups read a view is
-        # known when tracing and each view feeds only those groups' dots; w's parity is the loop.
-        def up2_slab_grouped(slab, carry):
-            r0 = slab * rows
-            m2 = rows * n8 * n8
-            accs = tuple(jnp.zeros((m2, 16), jnp.float32) for _ in _GROUPS)
-            for qd, qh in itertools.product((0, 1), repeat=2):
-                def plane(qw, accs, qd=qd, qh=qh):
-                    accs = list(accs)
-                    pidx = 4 * qd + 2 * qh + qw
-                    for bd, bh, bw in _PARITIES:
-                        dd, dh = _view_digit(bd, qd), _view_digit(bh, qh)
-                        v = scratch_ref[g, pidx, pl.ds(1 + bd - qd + r0, rows), pl.ds(1 + bh - qh, n8),
-                                        pl.ds(1 + bw - qw, n8), :].reshape(m2, c1)
-                        view = 16 * dd + 4 * dh + _view_digit(bw, qw)
-                        for k, (gd, gh) in enumerate(_GROUPS):
-                            if dd in reads[gd] and dh in reads[gh]:
-                                accs[k] = accs[k] + jnp.dot(v, w2_ref[view, k], preferred_element_type=jnp.float32)
-                    return tuple(accs)
-
-                accs = jax.lax.fori_loop(0, 2, plane, accs)
-            for k, acc in enumerate(accs):
-                bits = ((acc + b2_ref[pl.ds(0, 16)][None, :]) > 0).astype(jnp.uint32) << bit_shift(16)
-                words = jnp.sum(bits.reshape(rows * n8, n8, 16), axis=1, dtype=jnp.uint32)
-                words = jnp.sum(words.reshape(rows * n8, 4, 4), axis=2, dtype=jnp.uint32)
-                out_ref[item, pl.ds(r0 * n8, rows * n8), pl.ds(4 * k, 4)] = words
-            return carry
-
-        jax.lax.fori_loop(0, n8 // rows, up2_slab if launch.up2_groups == 1 else up2_slab_grouped, 0)
+        jax.lax.fori_loop(0, n8 // rows, up2_slab, 0)
         barrier()  # the next item overwrites the scratch slot this one just read
         return carry
 
@@ -283,7 +215,7 @@ def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch
 def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], activation: str,
                  launch: TritonLaunch, interpret: bool) -> jax.Array:
     h = fc_rows(params, z).astype(jnp.bfloat16)
-    w1, b1, w2, b2 = _kernel_weights(params, logit, launch.up2_groups)
+    w1, b1, w2, b2 = _kernel_weights(params, logit)
     c1 = w1.shape[-1]
     first, stop = span
     total = i.shape[0] * (stop - first)
@@ -303,8 +235,6 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
         interpret=interpret,
         name="lerp_decode",
     )(jnp.full((1,), total, jnp.int32), i.astype(jnp.int32), j.astype(jnp.int32), h, w1, b1, w2, b2, scratch, lerped)
-    if launch.up2_groups > 1:
-        words = words[..., _grouped_word_order()]
     # words [item, (ud, uh), (jd, jh)] -> packed [item, x = 4 ud + jd, y = 4 uh + jh]
     words = words.reshape(-1, stop - first, GRID, GRID, 4, 4).transpose(0, 1, 2, 4, 3, 5)
     return words.reshape(-1, stop - first, 32, 32)
