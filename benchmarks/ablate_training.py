@@ -93,9 +93,8 @@ def score_run(config: ml_collections.ConfigDict, path: pathlib.Path, *, path_sha
            "false_positive_rate": recon["false_positive_rate"], "best_step": int(best["step"]),
            "best_val_iou": metrics.choose_threshold(best)[1]}
     if path_shapes:
-        # Novelty is judged against the training chairs in their canonical pose (rotation 1).
-        canonical = [k for k, i in enumerate(dataset.train_ids) if config.data.rotations != "all" or i.endswith("_1")]
-        row.update(trained_scores.path_summary(model, params, val[:path_shapes], dataset.train_voxels[canonical],
+        reference = trained_scores.canonical_training_shapes(dataset, config.data.rotations)
+        row.update(trained_scores.path_summary(model, params, val[:path_shapes], reference,
                                                threshold=recon["threshold"], steps=path_steps))
     return row
 

@@ -6,11 +6,18 @@ the pairs gives the path scores that the decoder's paths are held to.
 The pairs, the rules and the summary are those of the training ablation's path scores
 (benchmarks.trained_scores, lerpnet.allpairs.scores): every unique pair of the validation chairs of
 configs/modelnet_chairs.py's split, 11 steps, novelty against the training chairs' canonical poses.
-Two morphs:
+Three morphs:
 - `distance_morph`: full where (1 - t) d_i + t d_j < 0, d each chair's signed distance field (the
   classic shape morph; lerpnet.morph trains latent mixes toward it);
+- `even_distance_morph`: the same voxels flipping in the same order, re-timed so that every step flips
+  as many of them: each voxel of one chair and not the other flips once, at its crossing time, and the
+  even morph uses the crossing time's rank among the pair's flips instead (the best lowest step IoU a
+  monotone path of that order can have, and what such evenness costs the midpoint);
 - `one_jump`: chair i up to the middle step, chair j after it (its lowest step IoU is the IoU of the
   two chairs themselves).
+Beside them, from voxel counts alone, `even_count_path`: the lowest step IoU of a path that at every
+step removes the same share of chair i's own voxels and adds the same share of chair j's, whichever
+voxels they are (`even_count_lowest_step_iou`): what the path-smoothness target asks for.
 Writes reference_paths.{json,csv,md}. CPU, about a minute.
 """
 
@@ -31,7 +38,7 @@ from lerpnet.tables import write_table
 
 from benchmarks import trained_scores
 
-MORPHS = ("distance_morph", "one_jump")
+MORPHS = ("distance_morph", "even_distance_morph", "one_jump")
 
 
 def morph_paths(kind: str, a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray, steps: int) -> np.ndarray:
@@ -39,9 +46,28 @@ def morph_paths(kind: str, a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.
     t = np.linspace(0.0, 1.0, steps)[None, :, None, None, None]
     if kind == "distance_morph":
         return ((1.0 - t) * da[:, None] + t * db[:, None]) < 0
+    if kind == "even_distance_morph":
+        inside = da < 0
+        flips = inside != (db < 0)  # (1 - t) da + t db is linear in t: each of these crosses 0 once
+        crossing = np.where(flips, da / np.where(flips, da - db, 1.0), np.inf).reshape(len(da), -1)
+        rank = np.empty_like(crossing, dtype=np.int64)
+        np.put_along_axis(rank, np.argsort(crossing, axis=1, kind="stable"), np.arange(crossing.shape[1]), axis=1)
+        share = ((rank + 1) / np.maximum(flips.reshape(len(da), -1).sum(1, keepdims=True), 1)).reshape(da.shape)
+        return np.where(flips[:, None], inside[:, None] ^ (share[:, None] <= t + 1e-9), inside[:, None])
     if kind == "one_jump":
         return np.where(t < 0.5, a[:, None], b[:, None])
     raise ValueError(f"unknown morph {kind!r}; known: {', '.join(MORPHS)}")
+
+
+def even_count_lowest_step_iou(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """(P,) lowest consecutive-step IoU of the path from a to b (P, 32, 32, 32) that at each of its steps - 1
+    steps removes 1 / (steps - 1) of a's voxels not in b and adds as many of b's not in a: step s has
+    |S_s| = |a| + s (added - removed) voxels, and its IoU with the next is (|S_s| - removed) / (|S_s| + added)."""
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    both = (a & b).sum(1)
+    removed, added = (a.sum(1) - both) / (steps - 1), (b.sum(1) - both) / (steps - 1)
+    size = a.sum(1) + np.arange(steps - 1)[:, None] * (added - removed)
+    return ((size - removed) / (size + added)).min(0)
 
 
 def reference_scores(val: np.ndarray, train: np.ndarray, *, steps: int = 11, batch_pairs: int = 128) -> tuple[list, dict]:
@@ -61,7 +87,10 @@ def reference_scores(val: np.ndarray, train: np.ndarray, *, steps: int = 11, bat
         rows.append({"morph": kind, **trained_scores.summarise(parts)})
         logging.info("%s: %s", kind, rows[-1])
     input_iou = np.asarray(metrics.iou(jnp.asarray(val[i_all]), jnp.asarray(val[j_all])))
-    return rows, {"pairs": len(i_all), "steps": steps, "median_input_iou": float(np.median(input_iou))}
+    even = even_count_lowest_step_iou(val[i_all], val[j_all], steps)
+    return rows, {"pairs": len(i_all), "steps": steps, "median_input_iou": float(np.median(input_iou)),
+                  "median_even_count_path_lowest_step_iou": float(np.median(even)),
+                  "even_count_paths_at_least_0.82": float(np.mean(even >= 0.82))}
 
 
 def define_flags() -> None:
@@ -78,9 +107,9 @@ def main(argv):
     config.data.path = args.data
     with console.one_line_errors((ValueError, OSError)):  # a missing or unreadable dataset
         dataset = load_dataset(config.data)
-    canonical = [k for k, i in enumerate(dataset.train_ids) if i.endswith("_1")]
     val = np.asarray(dataset.val_voxels).astype(bool)
-    rows, meta = reference_scores(val, np.asarray(dataset.train_voxels[canonical]).astype(bool))
+    reference = trained_scores.canonical_training_shapes(dataset, config.data.rotations).astype(bool)
+    rows, meta = reference_scores(val, reference)
     meta = {"data": "ModelNet10 chairs (3D ShapeNets), the validation split of configs/modelnet_chairs.py",
             "validation_chairs": len(val), **meta}
     out = write_table(pathlib.Path(args.workdir) / "reference_paths", rows, meta)

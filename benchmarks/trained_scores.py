@@ -20,6 +20,13 @@ ONE_PIECE = 0.95  # a midpoint is one piece when its largest face-connected part
 SMOOTH = 0.8  # a path is smooth when every consecutive-step IoU is at least this
 
 
+def canonical_training_shapes(dataset, rotations: str) -> np.ndarray:
+    """The training chairs in their canonical pose, novelty's reference set: all of them, unless the
+    dataset was read with ModelNet's 12 azimuths (`data.rotations="all"`; the canonical one is rotation 1)."""
+    keep = [k for k, i in enumerate(dataset.train_ids) if rotations != "all" or i.endswith("_1")]
+    return np.asarray(dataset.train_voxels[keep])
+
+
 def _batches(n: int, batch: int):
     return [slice(s, min(s + batch, n)) for s in range(0, n, batch)]
 
