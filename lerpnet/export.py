@@ -12,14 +12,17 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.ndimage
-import trimesh
 from skimage.measure import marching_cubes
 
 from lerpnet import files, render
 from lerpnet.data import BinvoxHeader, save_binvox, to_z_up
+
+if TYPE_CHECKING:  # annotations only: voxel_mesh imports it
+    import trimesh
 
 MESH_FORMATS = ("obj", "ply", "off", "glb")
 SURFACES = ("marching_cubes", "smooth", "cubes")
@@ -101,6 +104,8 @@ def _cube_faces(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def voxel_mesh(grid: np.ndarray, options: MeshOptions = MeshOptions()) -> trimesh.Trimesh | None:
     """The surface of a bool grid as a closed triangle mesh (None for an empty grid)."""
+    import trimesh  # here: half a second to import, and only meshes need it
+
     grid = drop_small_pieces(grid, options.min_piece_voxels)
     if not grid.any():
         return None

@@ -18,12 +18,15 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.ndimage
-import trimesh
 
 from lerpnet.data.reading import VoxelFormatError
+
+if TYPE_CHECKING:  # annotations only: the functions that make or read meshes import it
+    import trimesh
 
 MESH_SUFFIXES = (".off", ".obj", ".stl", ".ply")
 _CUBE = np.ones((3, 3, 3), dtype=bool)  # 26-neighbourhood
@@ -47,6 +50,8 @@ def voxelize_mesh(
     voxels (default: the whole grid) and centred in the (resolution,)*3 grid; axes stay the mesh's
     (x, y, z) -> array axes (0, 1, 2).
     """
+    import trimesh  # here: half a second to import, and only meshes need it
+
     span = resolution if span is None else span
     if not 1 <= span <= resolution:
         raise ValueError(f"span must be in 1..{resolution}, got {span}")
@@ -90,6 +95,8 @@ def solid_voxels(surface: np.ndarray) -> np.ndarray:
 
 def decode_mesh(data: bytes, source: str | os.PathLike, suffix: str, resolution: int, span: int | None = None):
     """Load mesh bytes with trimesh (scenes are merged into one mesh) and voxelise them."""
+    import trimesh  # here: half a second to import, and only meshes need it
+
     try:
         mesh = trimesh.load(io.BytesIO(data), file_type=suffix[1:], force="mesh")
     except Exception as err:  # trimesh's parsers raise many types on bad input
