@@ -44,6 +44,7 @@ VARIANTS = {
     "dropout": {"model.encoder_dropout": 0.1},
     "latent_noise": {"train.latent_noise": 0.1},
     "weight_decay": {"train.weight_decay": 1e-2},
+    "constant_lr": {"train.schedule": "constant"},  # no warm-up or cosine decay (the best checkpoint is kept either way)
     "acai": {"acai.weight": 0.5},
     "morph": {"morph.weight": 1.0},  # decoded latent mixes trained toward their endpoints' distance-field morph
     "morph_half": {"morph.weight": 0.5},
