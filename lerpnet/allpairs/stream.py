@@ -72,10 +72,12 @@ def stream_blocks(segments: Sequence[Segment], operands: tuple, *, store: Store 
     parts = [[store.load(segment.first_block + k, chunk) if store is not None else None for k, chunk in enumerate(cs)]
              for segment, cs in zip(segments, chunks)]
     todo = [(s, k) for s, ps in enumerate(parts) for k, part in enumerate(ps) if part is None]
-    if sink is not None:
-        for s, k in [(s, k) for s, ps in enumerate(parts) for k, part in enumerate(ps) if part is not None]:
-            sink(chunks[s][k], parts[s][k])
-            parts[s][k] = None
+    if sink is not None:  # the stored blocks first; parts keeps only what is returned
+        for s, ps in enumerate(parts):
+            for k, part in enumerate(ps):
+                if part is not None:
+                    sink(chunks[s][k], part)
+                    ps[k] = None
     total = sum(map(len, chunks))
     bar = tqdm(total=total, initial=total - len(todo), unit="block", desc=desc, disable=not progress)
     for (s, k), part in _computed(segments, operands, chunks, todo, store):
@@ -85,13 +87,9 @@ def stream_blocks(segments: Sequence[Segment], operands: tuple, *, store: Store 
             sink(chunks[s][k], part)
         bar.update(1)
     bar.close()
-    results = []
-    for s, ps in enumerate(parts):
-        done = [k for s_, k in todo if s_ == s]
-        stats = StreamStats(len(ps), len(done), sum(len(chunks[s][k]) for k in done))
-        scores = {name: np.concatenate([part[name] for part in ps]) for name in ps[0]} if sink is None else {}
-        results.append((scores, stats))
-    return results
+    scores = [{name: np.concatenate([part[name] for part in ps]) for name in ps[0]} if sink is None else {}
+              for ps in parts]
+    return list(zip(scores, _stats(chunks, todo)))
 
 
 def stream_share(segments: Sequence[Segment], operands: tuple, *, store: Store, progress: bool = False,
@@ -112,8 +110,13 @@ def stream_share(segments: Sequence[Segment], operands: tuple, *, store: Store, 
     for _ in _computed(segments, operands, chunks, mine, store):
         bar.update(1)
     bar.close()
-    return [StreamStats(len(chunks[s]), sum(1 for s_, _ in mine if s_ == s),
-                        sum(len(chunks[s][k]) for s_, k in mine if s_ == s)) for s in range(len(segments))]
+    return _stats(chunks, mine)
+
+
+def _stats(chunks: list[list[np.ndarray]], computed: list[tuple[int, int]]) -> list[StreamStats]:
+    """Per segment: its blocks, and the blocks and pairs of `computed` ((segment, block) jobs) in it."""
+    return [StreamStats(len(cs), sum(s_ == s for s_, _ in computed), sum(len(cs[k]) for s_, k in computed if s_ == s))
+            for s, cs in enumerate(chunks)]
 
 
 def _computed(segments: Sequence[Segment], operands: tuple, chunks: list[list[np.ndarray]],
