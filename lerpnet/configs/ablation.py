@@ -37,7 +37,7 @@ VARIANTS = {
     "erase": {"augment.erase_prob": 0.5},
     "no_mirror": {"augment.mirror_axis": -1},
     "canonical_poses": {"data.rotations": "canonical"},
-    "dice": {"loss.overlap_weight": 1.0},
+    "dice": {"loss.overlap_weight": 1.0, "loss.tversky_alpha": 0.5, "loss.tversky_beta": 0.5},  # Tversky at 0.5/0.5
     "tversky": {"loss.overlap_weight": 1.0, "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7},
     "pos_weight_4": {"loss.pos_weight": 4.0},
     "focal": {"loss.name": "focal"},
@@ -46,6 +46,11 @@ VARIANTS = {
     "weight_decay": {"train.weight_decay": 1e-2},
     "constant_lr": {"train.schedule": "constant"},  # no warm-up or cosine decay (the best checkpoint is kept either way)
     "acai": {"acai.weight": 0.5},
+    # one part of the winner taken out again (the leave-one-out rows: "winner+no_ema", ...)
+    "no_ema": {"train.ema_decay": 0.0},
+    "no_residual": {"model.encoder_blocks": 0},
+    "no_overlap": {"loss.overlap_weight": 0.0},
+    "no_translate": {"augment.max_shift": 0},
     "morph": {"morph.weight": 1.0},  # decoded latent mixes trained toward their endpoints' distance-field morph
     "morph_half": {"morph.weight": 0.5},
     # the pace term: paths between batch partners penalised for uneven change and detours (lerpnet.pace)
