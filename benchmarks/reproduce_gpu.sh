@@ -13,6 +13,10 @@
 #   interpolate  OUTDIR/interpolate/{n50,n200,n1000}  experiments.interpolate :modelnet_study (N = 50, timed),
 #                                                     :modelnet_chairs (N = 200, figures), :modelnet_wall (N = 1000, timed)
 #                                                     on that run (LERPNET_RUN=DIR uses another trained run)
+#   study        OUTDIR/train_study/, OUTDIR/interpolate/n1000_study_{cold,warm}
+#                                                     configs/study.py trained (the study's widths), then the whole
+#                                                     :modelnet_wall command on it without timed repeats, on an empty
+#                                                     compilation cache, then on the warm one
 #   bench        OUTDIR/bench_model/<device>/         benchmarks.bench_model: training and decoding against PyTorch
 #   kernels      OUTDIR/bench_interpolation/<device>/ benchmarks.bench_interpolation: the lerp kernels' launches
 #   sweep        OUTDIR/sweep_sizes/<device>/         benchmarks.sweep_sizes: the study's size sweep
@@ -29,7 +33,7 @@
 # pairs.npz, the compilation cache) stay in OUTDIR/runs/; the other folders are what results/ holds.
 set -uo pipefail
 
-ALL_PARTS=(tests train interpolate bench kernels sweep profile)
+ALL_PARTS=(tests train interpolate study bench kernels sweep profile)
 usage="usage: benchmarks/reproduce_gpu.sh OUTDIR [${ALL_PARTS[*]}]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,7 +51,7 @@ for part in "${PARTS[@]}"; do
   [[ " ${ALL_PARTS[*]} " == *" $part "* ]] || { echo "unknown part '$part'; $usage" >&2; exit 2; }
 done
 needs() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
-if needs train || needs interpolate; then
+if needs train || needs interpolate || needs study; then
   [ -n "${LERPNET_DATA:-}" ] || { echo "LERPNET_DATA is not set: point it at the folder holding $TARBALL" >&2; exit 2; }
   [ -e "$LERPNET_DATA" ] || { echo "LERPNET_DATA=$LERPNET_DATA does not exist" >&2; exit 2; }
   if [ -f "$LERPNET_DATA" ]; then  # the tarball itself: lerpnet looks for it by name in its folder
@@ -117,14 +121,41 @@ part_interpolate() {
     logged "logs/interpolate_$dir.log" "${LERPNET_TIMEOUT_INTERPOLATE:-1200}" \
       "$PYTHON" -m experiments.interpolate --config="$ROOT/configs/interpolate.py:${variant%%:*}" \
       --workdir="runs/interpolate_$dir" --config.checkpoint_dir="$RUN" --config.progress=False || failed=1
-    # the folder without its bulk: block files, .npz arrays and the exported meshes stay in runs/ (the
-    # exports' strips, animations and .binvox voxel files come along), the per-pair table is gzipped
-    rm -rf "interpolate/$dir"
-    mkdir -p "interpolate/$dir"
-    (cd "runs/interpolate_$dir" 2>/dev/null && find . -type f ! -path './blocks/*' ! -name '*.npz' ! -name '.*' \
-       ! \( -path './exports/*' ! -name '*.gif' ! -name '*.png' ! -name '*.binvox' \) -exec cp --parents {} "$OUTDIR/interpolate/$dir/" \;)
-    relative_paths "interpolate/$dir"
-    [ ! -f "interpolate/$dir/pairs.csv" ] || gzip -f "interpolate/$dir/pairs.csv"
+    keep_interpolation "$dir"
+  done
+  return $failed
+}
+
+keep_interpolation() {  # DIR: runs/interpolate_DIR without its bulk, as interpolate/DIR: block files, .npz arrays
+  # and the exported meshes stay in runs/ (the exports' strips, animations and .binvox voxel files come
+  # along); the per-pair table is gzipped
+  rm -rf "interpolate/$1"
+  mkdir -p "interpolate/$1"
+  (cd "runs/interpolate_$1" 2>/dev/null && find . -type f ! -path './blocks/*' ! -name '*.npz' ! -name '.*' \
+     ! \( -path './exports/*' ! -name '*.gif' ! -name '*.png' ! -name '*.binvox' \) -exec cp --parents {} "$OUTDIR/interpolate/$1/" \;)
+  relative_paths "interpolate/$1"
+  [ ! -f "interpolate/$1/pairs.csv" ] || gzip -f "interpolate/$1/pairs.csv"
+}
+
+part_study() {
+  # the study's widths (16, 32) end to end: configs/study.py trained, then the whole :modelnet_wall command
+  # (N = 1000, every ordered pair) without timed repeats, first on an empty compilation cache, then again
+  local status failed=0 run=runs/study pass
+  logged logs/train_study.log "${LERPNET_TIMEOUT_TRAIN:-1800}" "$PYTHON" -m experiments.train \
+    --config="$ROOT/configs/study.py" --workdir="$run" --config.train.progress=False
+  status=$?
+  "$PYTHON" -m benchmarks.train_results --run="$run" --out=train_study --exit_code=$status --wall_s="$WALL_S" \
+    --log=logs/train_study.log --command="python -m experiments.train --config=configs/study.py --workdir=runs/study" \
+    || return 1
+  relative_paths train_study
+  [ $status -eq 0 ] || return $status
+  rm -rf runs/study_cache
+  for pass in cold warm; do
+    LERPNET_CACHE="$OUTDIR/runs/study_cache" logged "logs/interpolate_n1000_study_$pass.log" \
+      "${LERPNET_TIMEOUT_INTERPOLATE:-1200}" "$PYTHON" -m experiments.interpolate \
+      --config="$ROOT/configs/interpolate.py:modelnet_wall" --workdir="runs/interpolate_n1000_study_$pass" \
+      --config.checkpoint_dir="$run" --config.progress=False --config.timing.repeats=0 || failed=1
+    keep_interpolation "n1000_study_$pass"
   done
   return $failed
 }

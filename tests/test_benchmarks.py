@@ -152,6 +152,7 @@ def test_train_results_refuse_a_run_without_evaluations(tmp_path):
 @pytest.mark.parametrize("args, env, message", [
     (["bogus"], {}, "unknown part 'bogus'"),
     (["tests", "train"], {"LERPNET_DATA": ""}, "LERPNET_DATA is not set"),
+    (["study"], {"LERPNET_DATA": ""}, "LERPNET_DATA is not set"),  # it trains configs/study.py on the chairs
     (["interpolate"], {"LERPNET_DATA": "/no/such/folder"}, "does not exist"),
     (["train"], {"LERPNET_DATA": __file__}, "is a file not named 3dshapenets_chair_train_vox30.tar.gz"),
     (["interpolate"], {"LERPNET_DATA": str(ROOT), "LERPNET_RUN": "/no/such/run"}, "needs a trained run"),
