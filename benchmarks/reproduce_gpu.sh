@@ -101,17 +101,19 @@ part_tests() {
     "$PYTHON" -m pytest tests/ops -q -rA -p no:cacheprovider "${workers[@]}")
 }
 
-part_train() {
+train_and_report() {  # CONFIG RUN OUT: experiments.train on configs/CONFIG.py into RUN, its results in OUT/
   local status
-  logged logs/train.log "${LERPNET_TIMEOUT_TRAIN:-1800}" "$PYTHON" -m experiments.train \
-    --config="$ROOT/configs/modelnet_chairs.py" --workdir="$RUN" --config.train.progress=False
+  logged "logs/$3.log" "${LERPNET_TIMEOUT_TRAIN:-1800}" "$PYTHON" -m experiments.train \
+    --config="$ROOT/configs/$1.py" --workdir="$2" --config.train.progress=False
   status=$?
-  "$PYTHON" -m benchmarks.train_results --run="$RUN" --out=train --exit_code=$status --wall_s="$WALL_S" \
-    --log=logs/train.log \
-    --command="python -m experiments.train --config=configs/modelnet_chairs.py --workdir=runs/modelnet_chairs" \
-    || return 1
-  relative_paths train
+  "$PYTHON" -m benchmarks.train_results --run="$2" --out="$3" --exit_code=$status --wall_s="$WALL_S" \
+    --log="logs/$3.log" --command="python -m experiments.train --config=configs/$1.py --workdir=runs/$1" || return 1
+  relative_paths "$3"
   return $status
+}
+
+part_train() {
+  train_and_report modelnet_chairs "$RUN" train
 }
 
 part_interpolate() {
@@ -140,15 +142,8 @@ keep_interpolation() {  # DIR: runs/interpolate_DIR without its bulk, as interpo
 part_study() {
   # the study's widths (16, 32) end to end: configs/study.py trained, then the whole :modelnet_wall command
   # (N = 1000, every ordered pair) without timed repeats, first on an empty compilation cache, then again
-  local status failed=0 run=runs/study pass
-  logged logs/train_study.log "${LERPNET_TIMEOUT_TRAIN:-1800}" "$PYTHON" -m experiments.train \
-    --config="$ROOT/configs/study.py" --workdir="$run" --config.train.progress=False
-  status=$?
-  "$PYTHON" -m benchmarks.train_results --run="$run" --out=train_study --exit_code=$status --wall_s="$WALL_S" \
-    --log=logs/train_study.log --command="python -m experiments.train --config=configs/study.py --workdir=runs/study" \
-    || return 1
-  relative_paths train_study
-  [ $status -eq 0 ] || return $status
+  local failed=0 run=runs/study pass
+  train_and_report study "$run" train_study || return
   rm -rf runs/study_cache
   for pass in cold warm; do
     LERPNET_CACHE="$OUTDIR/runs/study_cache" logged "logs/interpolate_n1000_study_$pass.log" \
