@@ -44,6 +44,7 @@ def test_rows_joined_with_plus_stack_their_changes_in_order():
                                         "steps": 10, "wall_s": 1.0}], ["ema+acai"], seeds=1)
     assert table[0]["changes"] == "train.ema_decay=0.999; acai.weight=0.5"
 
+
 @pytest.mark.parametrize("row,field,value", [
     ("no_ema", "train.ema_decay", 0.0), ("no_residual", "model.encoder_blocks", 0),
     ("no_overlap", "loss.overlap_weight", 0.0), ("no_translate", "augment.max_shift", 0),
@@ -54,7 +55,6 @@ def test_a_row_stacked_on_the_winner_changes_one_of_its_fields(row, field, value
     assert winner[field] != value and stacked[field] == value
     differs = {k for k in stacked if winner.get(k) != stacked[k]}
     assert field in differs and differs <= {field, "loss.tversky_alpha"}
-
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -71,13 +71,13 @@ def stream_blocks(segments: Sequence[Segment], operands: tuple, *, store: Store 
     chunks = [segment.chunks() for segment in segments]
     parts = [[store.load(segment.first_block + k, chunk) if store is not None else None for k, chunk in enumerate(cs)]
              for segment, cs in zip(segments, chunks)]
-    todo = [(s, k) for s, ps in enumerate(parts) for k, part in enumerate(ps) if part is None]
+    jobs = [(s, k) for s, ps in enumerate(parts) for k in range(len(ps))]
+    todo = [(s, k) for s, k in jobs if parts[s][k] is None]
     if sink is not None:  # the stored blocks first; parts keeps only what is returned
-        for s, ps in enumerate(parts):
-            for k, part in enumerate(ps):
-                if part is not None:
-                    sink(chunks[s][k], part)
-                    ps[k] = None
+        for s, k in jobs:
+            if parts[s][k] is not None:
+                sink(chunks[s][k], parts[s][k])
+                parts[s][k] = None
     total = sum(map(len, chunks))
     bar = tqdm(total=total, initial=total - len(todo), unit="block", desc=desc, disable=not progress)
     for (s, k), part in _computed(segments, operands, chunks, todo, store):
