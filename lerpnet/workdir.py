@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-import tensorboardX
 from absl import logging
 
 from lerpnet import config_checks, files, metrics, models, plots, render
@@ -138,6 +137,10 @@ class Workdir:
         files.write_text(self.path / "config.json", text)
         self.records = list(kept)
         self._metrics = open(self.path / "metrics.jsonl", "a")
+        # imported here: tensorboardX imports PyTorch when that is installed (seconds), and only a
+        # training run writes events; every program that only reads a run starts without it
+        import tensorboardX
+
         self._tensorboard = tensorboardX.SummaryWriter(str(self.path / "tensorboard"), purge_step=max(until, 0))
         for record in kept:
             if record["step"] >= until:  # purged from TensorBoard with the rest: shown again

@@ -68,3 +68,13 @@ def test_installed_outside_the_clone_it_trains_and_interpolates(wheel, tmp_path)
     out = subprocess.run(interpolate, cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (work / "paths" / "index.html").is_file() and (work / "paths" / "summary.json").is_file()
+
+
+def test_programs_that_read_runs_start_without_the_training_event_writer():
+    """tensorboardX imports PyTorch where that is installed (4 s of a 20 s interpolation command on a
+    GPU machine): only a training run writes events, so importing the other programs must not load it."""
+    probe = ("import sys; import lerpnet, lerpnet.programs.interpolate, lerpnet.programs.show_shapes; "
+             "print(sorted(m for m in ('tensorboardX', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.strip() == "[]"

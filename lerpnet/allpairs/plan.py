@@ -34,6 +34,7 @@ _MIN_SHARD = 8  # pairs per device in an automatically sized block are a multipl
 # compile plans them, not three (N = 200 has 19,900 pairs; on a GPU the N = 1000 plan at (64, 64)
 # widths held 68,384 pairs in 7.8 GB, results/bench_model/nvidia_h200_end_to_end/).
 _WHOLE_FIRST = 32768
+_FIRST_AIM = 0.95  # the share of the budget the first fitted block aims at (and each retry)
 
 # (params, z, i, j) -> the packed interior steps 1..T-2 of each path, uint32 (P, T - 2, 32, 32)
 Interior = Callable[[object, jax.Array, jax.Array, jax.Array], jax.Array]
@@ -191,7 +192,9 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
         raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: the model, latents, "
                          f"reference shapes and workspace take {fixed / 2**20:.1f} MiB and each pair "
                          f"{per_pair / 2**20:.2f} MiB per device; raise memory_budget_mb")
-    per_device = min(int((memory_budget_bytes - fixed) / per_pair), most_useful)
+    # aimed a little under the budget: on a GPU the line through two small probes fell short of the
+    # N = 1000 block's memory, and each recompile for a smaller block costs seconds of compiling
+    per_device = min(int((_FIRST_AIM * memory_budget_bytes - fixed) / per_pair), most_useful)
     while True:
         if _MIN_SHARD <= per_device < most_useful:
             per_device -= per_device % _MIN_SHARD
@@ -201,4 +204,4 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
         if per_device == 1:
             raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
                              f"device needs {plan.memory_bytes / 2**20:.1f} MiB; raise memory_budget_mb")
-        per_device = max(1, int(per_device * 0.95 * memory_budget_bytes / plan.memory_bytes))
+        per_device = max(1, int(per_device * _FIRST_AIM * memory_budget_bytes / plan.memory_bytes))
