@@ -23,6 +23,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -186,6 +187,7 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # compiling releases the GIL: the probes at once
         m_small, m_large = pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh).memory_bytes,
                                     (small, large))
+    tried = [(small, m_small), (large, m_large)]  # (pairs per device, bytes per device) of each compile
     per_pair = max(m_large - m_small, 1) / (large - small)  # per device, for each pair it holds
     fixed = max(m_small - small * per_pair, 0)
     if fixed + per_pair > memory_budget_bytes:
@@ -199,7 +201,11 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
         if _MIN_SHARD <= per_device < most_useful:
             per_device -= per_device % _MIN_SHARD
         plan = _compile(step, operand_specs, per_device * devices, mesh)
+        tried.append((per_device, plan.memory_bytes))
         if plan.memory_bytes <= memory_budget_bytes:
+            logging.info("blocks of %d pairs, %.0f MiB a device of the %.0f MiB budget; compiled for (pairs a device, "
+                         "MiB): %s", plan.block_pairs, plan.memory_bytes / 2**20, budget_mib,
+                         ", ".join(f"({p}, {m / 2**20:.1f})" for p, m in tried))
             return plan
         if per_device == 1:
             raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
