@@ -33,7 +33,8 @@ AXIS = "pairs"
 _MIN_SHARD = 8  # pairs per device in an automatically sized block are a multiple of this
 # Up to this many pairs per device, all the pairs are first tried as one block: when they fit, one
 # compile plans them, not three (N = 200 has 19,900 pairs; on a GPU the N = 1000 plan at (64, 64)
-# widths held 68,384 pairs in 7.8 GB, results/bench_model/nvidia_h200_end_to_end/).
+# widths held 68,384 pairs in 7.8 GB, results/bench_model/nvidia_h200_end_to_end/). More pairs are
+# planned from probe blocks of this many and of a quarter of it.
 _WHOLE_FIRST = 32768
 _FIRST_AIM = 0.95  # the share of the budget the first fitted block aims at (and each retry)
 
@@ -162,7 +163,7 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
 
     block_pairs > 0 is taken as given (a multiple of the device count) and checked; 0 picks the
     largest block that fits: all the pairs when there are few enough and they fit, else from the
-    memory XLA reports for two small probe blocks. Either way the compiled step's reported memory
+    memory XLA reports for two probe blocks (a line through them). Either way the compiled step's reported memory
     (arguments + outputs + temporaries, per device) is checked against the budget here, before any
     work: a budget too small for one block is an error.
     """
@@ -178,24 +179,33 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
                              "memory_budget_mb")
         return plan
     most_useful = max(-(-num_pairs // devices), 1)  # no point in a block larger than all the pairs
+    tried = []  # (pairs a device, bytes a device) of each compile
     if most_useful <= _WHOLE_FIRST:
         plan = _compile(step, operand_specs, most_useful * devices, mesh)
         if plan.memory_bytes <= memory_budget_bytes:
             return plan
-    # Memory is affine in the block size: fit it on two small probes, then check the real block.
-    small, large = _MIN_SHARD, 4 * _MIN_SHARD
+        if most_useful == 1:
+            raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
+                             f"device needs {plan.memory_bytes / 2**20:.1f} MiB; raise memory_budget_mb")
+        tried.append((most_useful, plan.memory_bytes))
+        probes = (max(most_useful // 4, 1),)
+    else:
+        probes = (_WHOLE_FIRST // 4, _WHOLE_FIRST)
+    # Memory is affine in the block size once the block's own buffers outgrow the fixed workspace (on
+    # a GPU, the kernel's scratch slots), so the line is fitted through large blocks, not small ones:
+    # on an H100 at N = 1000 blocks of 8 and 32 pairs took 347.6 and 348.4 MiB, one of 68,344 pairs
+    # 7,820 MiB, and the line through the small two put the first block at 210,248 pairs (23.9 GB).
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # compiling releases the GIL: the probes at once
-        m_small, m_large = pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh).memory_bytes,
-                                    (small, large))
-    tried = [(small, m_small), (large, m_large)]  # (pairs per device, bytes per device) of each compile
+        tried += zip(probes, pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh).memory_bytes,
+                                      probes))
+    (small, m_small), (large, m_large) = sorted(tried)
     per_pair = max(m_large - m_small, 1) / (large - small)  # per device, for each pair it holds
     fixed = max(m_small - small * per_pair, 0)
     if fixed + per_pair > memory_budget_bytes:
         raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: the model, latents, "
                          f"reference shapes and workspace take {fixed / 2**20:.1f} MiB and each pair "
                          f"{per_pair / 2**20:.2f} MiB per device; raise memory_budget_mb")
-    # aimed a little under the budget: on a GPU the line through two small probes fell short of the
-    # N = 1000 block's memory, and each recompile for a smaller block costs seconds of compiling
+    # aimed a little under the budget: each recompile for a smaller block costs seconds of compiling
     per_device = min(int((_FIRST_AIM * memory_budget_bytes - fixed) / per_pair), most_useful)
     while True:
         if _MIN_SHARD <= per_device < most_useful:

@@ -91,8 +91,28 @@ def test_few_pairs_that_fit_are_one_block_planned_with_one_compile(monkeypatch):
     sizes.clear()
     whole = plan.memory_bytes
     plan = plan_blocks(STEP, operand_specs(), 45, block_pairs=0, memory_budget_bytes=whole - 1, mesh=mesh)
-    assert sizes[0] == 45 and sorted(sizes[1:3]) == [8, 32]  # then the two probes (compiled side by side)
+    assert sizes[:2] == [45, 11]  # then one probe at a quarter of them: the line runs through the two
     assert plan.block_pairs < 45 and plan.memory_bytes < whole
+
+
+
+def test_many_pairs_are_planned_past_a_fixed_workspace_with_one_compile_after_the_probes(monkeypatch):
+    # Memory as a GPU reported it at N = 1000: a fixed workspace hides the per-pair buffers of small
+    # blocks (347.6 and 348.4 MiB at 8 and 32 pairs, 7,820 MiB at 68,344). Probes of large blocks see the
+    # per-pair slope, so the first fitted block is within the budget: no compile for a smaller one.
+    mib = 2**20
+    sizes = []
+
+    def compiled(step, specs, size, mesh):
+        sizes.append(size)
+        memory = int((58 + max(290, 0.1094 * size)) * mib)
+        return plan_module.Plan(None, size, memory, mesh, ())
+
+    monkeypatch.setattr(plan_module, "_compile", compiled)
+    plan = plan_blocks(STEP, operand_specs(), 499_500, block_pairs=0, memory_budget_bytes=8192 * mib,
+                       mesh=device_mesh(1))
+    assert sorted(sizes[:2]) == [8192, 32768] and len(sizes) == 3
+    assert 0.9 * 8192 * mib < plan.memory_bytes <= 8192 * mib and plan.block_pairs % 8 == 0
 
 
 MULTI_DEVICE_SCRIPT = textwrap.dedent(
