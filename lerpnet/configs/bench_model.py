@@ -10,9 +10,10 @@ float32 (1.27x the best PyTorch), decoding 315k float32 (1.60x PyTorch eager, 1.
 the Triton lerp_decode kernel 0.9M shapes/s with the study's widths, Algorithm 1 at N = 50 in 31 ms
 (13 ms decoding each distinct shape once). One NVIDIA H200 at the (64, 64) decoder
 (`--config.decoder_widths="((64,64),)"`): the launch sweep 16 launches, 62.7 ms for the fastest (every
-ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`), latest run on one H200 with both widths
-(results/bench_model/nvidia_h200_end_to_end/): 34.4 ms at N = 50 and 10.73 s at N = 1000 at (64, 64),
-20.1 ms, 4.89 s and 148.5 s (N = 5000) at the study's widths.
+ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`), latest runs on H100s: at the study's
+widths 15.3 ms (N = 50), 4.94 s (N = 1000, 10.75x PyTorch's best form, torch.compile max-autotune, in
+the same run; results/bench_model/nvidia_h100_torch_compile_n1000/) and 135.9 s (N = 5000, one call,
+compiling included); 11.04 s at N = 1000 at (64, 64) (nvidia_h100_n1000_both_widths/).
 Smoke variant (2 CPU cores, about a minute; what tests/test_benchmarks.py runs):
     python -m benchmarks.bench_model --config=configs/bench_model.py:smoke --workdir=/tmp/bench
 """

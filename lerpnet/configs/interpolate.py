@@ -38,8 +38,9 @@ Variants:
   chairs. One H100, the configs/modelnet_chairs.py model: 11.07 s end to end, 60.9 s for the whole
   command with a cold compilation cache, 22.1 s of it the two timed repeats (results/interpolate/n1000);
   21.2 s with --config.timing.repeats=0 on a warm cache (results/interpolate/n1000_warm). The
-  configs/study.py model (decoder widths (16, 32)), --config.timing.repeats=0, another H100: 47.6 s
-  with a cold cache, 21.9 s warm, 4.95 s of it the stream (results/interpolate/n1000_study_*).
+  configs/study.py model (decoder widths (16, 32)), --config.timing.repeats=0, another H100: 33.2 s
+  with a cold cache, 13.6 s warm (median of 3), 4.93 s of it the stream
+  (results/interpolate/n1000_study_cold_and_warm).
 On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
     lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
         --config.checkpoint_dir=RUN
