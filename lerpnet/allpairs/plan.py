@@ -162,10 +162,10 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
     """Compile `step` (a `block_step` with its keywords bound) for blocks that fit the budget.
 
     block_pairs > 0 is taken as given (a multiple of the device count) and checked; 0 picks the
-    largest block that fits: all the pairs when there are few enough and they fit, else from the
-    memory XLA reports for two probe blocks (a line through them). Either way the compiled step's reported memory
-    (arguments + outputs + temporaries, per device) is checked against the budget here, before any
-    work: a budget too small for one block is an error.
+    largest block that fits: all the pairs when there are few enough and they fit, else from a line
+    through the memory XLA reports for two probe blocks. Either way the compiled step's reported
+    memory (arguments + outputs + temporaries, per device) is checked against the budget here, before
+    any work: a budget too small for one block is an error.
     """
     devices = mesh.devices.size
     budget_mib = memory_budget_bytes / 2**20

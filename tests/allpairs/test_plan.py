@@ -95,7 +95,6 @@ def test_few_pairs_that_fit_are_one_block_planned_with_one_compile(monkeypatch):
     assert plan.block_pairs < 45 and plan.memory_bytes < whole
 
 
-
 def test_many_pairs_are_planned_past_a_fixed_workspace_with_one_compile_after_the_probes(monkeypatch):
     # Memory as a GPU reported it at N = 1000: a fixed workspace hides the per-pair buffers of small
     # blocks (347.6 and 348.4 MiB at 8 and 32 pairs, 7,820 MiB at 68,344). Probes of large blocks see the
