@@ -13,10 +13,10 @@
 #   interpolate  OUTDIR/interpolate/{n50,n200,n1000}  experiments.interpolate :modelnet_study (N = 50, timed),
 #                                                     :modelnet_chairs (N = 200, figures), :modelnet_wall (N = 1000, timed)
 #                                                     on that run (LERPNET_RUN=DIR uses another trained run)
-#   study        OUTDIR/train_study/, OUTDIR/interpolate/n1000_study_{cold,warm}
+#   study        OUTDIR/train_study/, OUTDIR/interpolate/n1000_study_cold_and_warm/{cold,warm_1,warm_2,warm_3}
 #                                                     configs/study.py trained (the study's widths), then the whole
 #                                                     :modelnet_wall command on it without timed repeats, on an empty
-#                                                     compilation cache, then on the warm one
+#                                                     compilation cache, then three times on the warm one
 #   bench        OUTDIR/bench_model/<device>/         benchmarks.bench_model: training and decoding against PyTorch
 #   kernels      OUTDIR/bench_interpolation/<device>/ benchmarks.bench_interpolation: the lerp kernels' launches
 #   sweep        OUTDIR/sweep_sizes/<device>/         benchmarks.sweep_sizes: the study's size sweep
@@ -141,16 +141,17 @@ keep_interpolation() {  # DIR: runs/interpolate_DIR without its bulk, as interpo
 
 part_study() {
   # the study's widths (16, 32) end to end: configs/study.py trained, then the whole :modelnet_wall command
-  # (N = 1000, every ordered pair) without timed repeats, first on an empty compilation cache, then again
-  local failed=0 run=runs/study pass
+  # (N = 1000, every ordered pair) without timed repeats, first on an empty compilation cache, then 3 times warm
+  local failed=0 run=runs/study pass dir
   train_and_report study "$run" train_study || return
   rm -rf runs/study_cache
-  for pass in cold warm; do
+  for pass in cold warm_1 warm_2 warm_3; do
+    dir=n1000_study_cold_and_warm/$pass
     LERPNET_CACHE="$OUTDIR/runs/study_cache" logged "logs/interpolate_n1000_study_$pass.log" \
       "${LERPNET_TIMEOUT_INTERPOLATE:-1200}" "$PYTHON" -m experiments.interpolate \
-      --config="$ROOT/configs/interpolate.py:modelnet_wall" --workdir="runs/interpolate_n1000_study_$pass" \
+      --config="$ROOT/configs/interpolate.py:modelnet_wall" --workdir="runs/interpolate_$dir" \
       --config.checkpoint_dir="$run" --config.progress=False --config.timing.repeats=0 || failed=1
-    keep_interpolation "n1000_study_$pass"
+    keep_interpolation "$dir"
   done
   return $failed
 }
