@@ -13,7 +13,8 @@ the Triton lerp_decode kernel 0.9M shapes/s with the study's widths, Algorithm 1
 ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`), latest runs on H100s: at the study's
 widths 15.3 ms (N = 50), 4.94 s (N = 1000, 10.75x PyTorch's best form, torch.compile max-autotune, in
 the same run; results/bench_model/nvidia_h100_torch_compile_n1000/) and 135.9 s (N = 5000, one call,
-compiling included); 11.04 s at N = 1000 at (64, 64) (nvidia_h100_n1000_both_widths/).
+compiling included); at (64, 64) 10.95 s at N = 1000, 6.6x PyTorch's best form (torch.compile
+max-autotune) in the same run (nvidia_h100_64wide_torch_compile/).
 Smoke variant (2 CPU cores, about a minute; what tests/test_benchmarks.py runs):
     python -m benchmarks.bench_model --config=configs/bench_model.py:smoke --workdir=/tmp/bench
 """

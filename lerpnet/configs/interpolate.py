@@ -39,7 +39,8 @@ Variants:
   command with a cold compilation cache, 22.1 s of it the two timed repeats (results/interpolate/n1000);
   21.2 s with --config.timing.repeats=0 on a warm cache (results/interpolate/n1000_warm). The
   configs/study.py model (decoder widths (16, 32)), --config.timing.repeats=0, another H100: 33.2 s
-  with a cold cache, 13.6 s warm (median of 3), 4.93 s of it the stream
+  with a cold cache, 13.6 s warm (median of 3), 4.93 s of it the stream; 14.4 s of compiling when
+  cold since the block plan's larger probe blocks, on a third H100 (19.6 s before)
   (results/interpolate/n1000_study_cold_and_warm).
 On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
     lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
