@@ -141,7 +141,8 @@ def write_tables(workdir: pathlib.Path, config, names: list[str], jobs, started:
             "base": "configs/modelnet_chairs.py:ablation_base" if config.data.source == "modelnet" else "smoke",
             "device": rows[0]["device"] if rows else "", "runs_done": f"{len(rows)}/{len(jobs)}",
             "wall_s_this_start": round(time.perf_counter() - started, 1),
-            "train": f"{config.train.num_steps} steps x {config.train.batch_size} shapes",
+            "train": f"{config.train.num_steps} steps x {config.train.batch_size} shapes unless a row changes them "
+                     "(its steps column)",
             "val_iou": "mean validation IoU at the threshold chosen on validation (std over seeds)"}
     write_table(workdir / "ablation", summarize(rows, names, config.ablation.seeds), meta)
     files.write_json(workdir / "ablation_runs.json", rows)
