@@ -7,7 +7,7 @@
 # the folder holding 3dshapenets_chair_train_vox30.tar.gz (or that file itself). OUTDIR is laid out
 # like results/:
 #
-#   tests        OUTDIR/tests/ops.log                 the compiled GPU suites of both ops (pytest tests/ops -rA)
+#   tests        OUTDIR/tests/gpu_suites.log          the compiled GPU suites: both ops and the all-pairs engine (pytest tests/ops tests/allpairs -rA)
 #   train        OUTDIR/train/                        experiments.train on configs/modelnet_chairs.py (README.md,
 #                                                     run.json, metrics, curves); the run itself: OUTDIR/runs/modelnet_chairs
 #   interpolate  OUTDIR/interpolate/{n50,n200,n1000}  experiments.interpolate :modelnet_study (N = 50, timed),
@@ -97,8 +97,8 @@ part_tests() {
   # compiling dominates: 4 pytest workers share the GPU (XLA allocating as it goes) when pytest-xdist is there
   local workers=()
   "$PYTHON" -c "import xdist" 2>/dev/null && workers=(-n 4)
-  (cd "$ROOT" && XLA_PYTHON_CLIENT_PREALLOCATE=false logged "$OUTDIR/tests/ops.log" "${LERPNET_TIMEOUT_TESTS:-1800}" \
-    "$PYTHON" -m pytest tests/ops -q -rA -p no:cacheprovider "${workers[@]}")
+  (cd "$ROOT" && XLA_PYTHON_CLIENT_PREALLOCATE=false logged "$OUTDIR/tests/gpu_suites.log" "${LERPNET_TIMEOUT_TESTS:-1800}" \
+    "$PYTHON" -m pytest tests/ops tests/allpairs -q -rA -p no:cacheprovider "${workers[@]}")
 }
 
 train_and_report() {  # CONFIG RUN OUT: experiments.train on configs/CONFIG.py into RUN, its results in OUT/

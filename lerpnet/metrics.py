@@ -8,23 +8,25 @@ import jax
 import jax.numpy as jnp
 
 
-def _ratio(intersection, union):
-    # Two empty grids agree perfectly.
-    return jnp.where(union == 0, 1.0, intersection / jnp.maximum(union, 1)).astype(jnp.float32)
+def iou_from_counts(intersection, union):
+    """intersection / union as float32, exactly 1 where they are equal: for two equal grids (two empty
+    ones included), where a GPU's division can land an ulp off 1 (1.0000001 was seen on an H100)."""
+    ratio = intersection / jnp.maximum(union, 1)
+    return jnp.where(intersection == union, 1.0, ratio).astype(jnp.float32)
 
 
 def iou(a, b) -> jnp.ndarray:
     """Intersection over union of bool grids over their last three axes."""
     a, b = jnp.asarray(a, bool), jnp.asarray(b, bool)
     axes = (-3, -2, -1)
-    return _ratio(jnp.sum(a & b, axis=axes), jnp.sum(a | b, axis=axes))
+    return iou_from_counts(jnp.sum(a & b, axis=axes), jnp.sum(a | b, axis=axes))
 
 
 def packed_iou(pa, pb) -> jnp.ndarray:
     """`iou` on grids packed by `lerpnet.bitpack.pack_voxels` (uint32 over the last two axes)."""
     pa, pb = jnp.asarray(pa, jnp.uint32), jnp.asarray(pb, jnp.uint32)
     count = lambda w: jnp.sum(jax.lax.population_count(w).astype(jnp.int32), axis=(-2, -1))
-    return _ratio(count(pa & pb), count(pa | pb))
+    return iou_from_counts(count(pa & pb), count(pa | pb))
 
 
 def occupancy(a) -> jnp.ndarray:

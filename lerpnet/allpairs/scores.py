@@ -20,7 +20,7 @@ import numpy as np
 import scipy.ndimage
 
 from lerpnet.bitpack import pack_voxels, unpack_voxels
-from lerpnet.metrics import packed_iou
+from lerpnet.metrics import iou_from_counts, packed_iou
 
 VOXELS = 32 * 32 * 32
 
@@ -89,7 +89,7 @@ def nearest_iou(shapes, reference_bits, reference_counts) -> tuple[jax.Array, ja
     counts = jnp.sum(bits, axis=1, dtype=jnp.float32)
     inter = jnp.dot(bits.astype(jnp.bfloat16), reference_bits.T, preferred_element_type=jnp.float32)
     union = counts[:, None] + reference_counts[None, :] - inter
-    iou = jnp.where(union == 0, 1.0, inter / jnp.maximum(union, 1.0))
+    iou = iou_from_counts(inter, union)
     return jnp.max(iou, axis=1), jnp.argmax(iou, axis=1).astype(jnp.int32)
 
 
