@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 from benchmarks import bench_interpolation, bench_model, profile_score_pairs, timing, train_results
+from lerpnet.device import device_slug
 from lerpnet.timing import time_calls
 from lerpnet.configs import bench_model as bench_config
 
@@ -20,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_smoke_run_writes_a_table(tmp_path):
     cfg = bench_config.get_config("smoke")
     bench = bench_model.run(cfg, tmp_path)
-    assert bench.stem == tmp_path / "cpu" / "bench_model"
+    assert bench.stem == tmp_path / device_slug() / "bench_model"
     data = json.loads(bench.stem.with_suffix(".json").read_text())
     assert data["meta"]["errors"] == {}
     assert data["meta"]["bf16_matmul_flop_s"] > 0 and data["meta"]["copy_bytes_per_s"] > 0

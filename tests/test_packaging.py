@@ -27,8 +27,10 @@ def test_packaged_configs_are_found_from_any_folder(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True, timeout=600)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+                           capture_output=True, text=True, timeout=600)
+    # pip fetches the build backend (pyproject's build-system) from the index: offline, it says so here
+    assert built.returncode == 0, f"pip wheel failed:\n{built.stderr[-3000:]}"
     return next(out.glob("lerpnet-*.whl"))
 
 

@@ -7,13 +7,15 @@ import pathlib
 import subprocess
 import sys
 
+from lerpnet.device import device_slug
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_sweep_smoke_writes_tables_and_figure(tmp_path):
     done = subprocess.run([sys.executable, "-m", "benchmarks.sweep_sizes", "--config=configs/sweep.py:smoke",
                            f"--workdir={tmp_path}"], cwd=ROOT, check=True, timeout=300, capture_output=True, text=True)
-    out = tmp_path / "cpu"
+    out = tmp_path / device_slug()
     assert f"wrote {out}/sweep." in done.stdout
     result = json.loads((out / "sweep.json").read_text())
     rows, meta = result["rows"], result["meta"]

@@ -97,8 +97,9 @@ def test_bad_input_is_a_clear_error(model):
 
 
 def test_the_walkthrough_example_runs(run_dir, tmp_path):
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # keep what the env adds
     out = subprocess.run([sys.executable, "examples/walkthrough.py", f"--run={run_dir}", f"--out={tmp_path}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": path})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "reconstruction IoU" in out.stdout
     assert (tmp_path / "path.png").stat().st_size > 0 and (tmp_path / "midpoint.obj").stat().st_size > 0
