@@ -9,8 +9,8 @@ import jax.numpy as jnp
 
 
 def iou_from_counts(intersection, union):
-    """intersection / union as float32, exactly 1 where they are equal: for two equal grids (two empty
-    ones included), where a GPU's division can land an ulp off 1 (1.0000001 was seen on an H100)."""
+    """intersection / union as float32, exactly 1 where they are equal: two equal grids (two empty ones
+    included) agree perfectly, and a GPU's float32 division can land x / x an ulp off 1."""
     ratio = intersection / jnp.maximum(union, 1)
     return jnp.where(intersection == union, 1.0, ratio).astype(jnp.float32)
 
