@@ -1,4 +1,4 @@
-"""The sweep's smoke variant runs end to end on the CPU and writes what the README reads."""
+"""The sweep's smoke variant runs end to end (on the CPU in CI, or on a GPU) and writes what the README reads."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import pathlib
 import subprocess
 import sys
+
+import jax
 
 from lerpnet.device import device_slug
 
@@ -26,7 +28,9 @@ def test_sweep_smoke_writes_tables_and_figure(tmp_path):
         assert {("numpy", dtype, n) for n in (2, 10, 20)} <= timed
         assert ("mosaic_smem", dtype, 10) in timed
     skipped = [r for r in rows if r["status"] == "skipped"]
-    assert {(r["implementation"], r["n"]) for r in skipped} == {("mosaic_smem", 20)}
+    # off a GPU the Mosaic kernel runs in interpret mode, too slow past N = 10; on a GPU it is compiled
+    interpreted = jax.default_backend() != "gpu"
+    assert {(r["implementation"], r["n"]) for r in skipped} == ({("mosaic_smem", 20)} if interpreted else set())
     assert all("interpret" in r["reason"] for r in skipped)
     for r in rows:
         if r["status"] == "ok" and r["kind"] == "interpolate":
