@@ -157,6 +157,11 @@ def _compile(step: Callable, operand_specs: tuple, block_pairs: int, mesh: Mesh)
     return Plan(compiled, block_pairs, int(memory), mesh, layouts[-1])
 
 
+def _one_pair_too_large(budget_mib: float, plan: Plan) -> ValueError:
+    return ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per device "
+                      f"needs {plan.memory_bytes / 2**20:.1f} MiB; raise memory_budget_mb")
+
+
 def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_pairs: int, memory_budget_bytes: int,
                 mesh: Mesh) -> Plan:
     """Compile `step` (a `block_step` with its keywords bound) for blocks that fit the budget.
@@ -185,8 +190,7 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
         if plan.memory_bytes <= memory_budget_bytes:
             return plan
         if most_useful == 1:
-            raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
-                             f"device needs {plan.memory_bytes / 2**20:.1f} MiB; raise memory_budget_mb")
+            raise _one_pair_too_large(budget_mib, plan)
         tried.append((most_useful, plan.memory_bytes))
         probes = (max(most_useful // 4, 1),)
     else:
@@ -218,6 +222,5 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
                          ", ".join(f"({p}, {m / 2**20:.1f})" for p, m in tried))
             return plan
         if per_device == 1:
-            raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: one pair per "
-                             f"device needs {plan.memory_bytes / 2**20:.1f} MiB; raise memory_budget_mb")
+            raise _one_pair_too_large(budget_mib, plan)
         per_device = max(1, int(per_device * _FIRST_AIM * memory_budget_bytes / plan.memory_bytes))
