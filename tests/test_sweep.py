@@ -7,8 +7,7 @@ import pathlib
 import subprocess
 import sys
 
-import jax
-
+from benchmarks import sweep_sizes
 from lerpnet.device import device_slug
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,8 +28,8 @@ def test_sweep_smoke_writes_tables_and_figure(tmp_path):
         assert ("mosaic_smem", dtype, 10) in timed
     skipped = [r for r in rows if r["status"] == "skipped"]
     # off a GPU the Mosaic kernel runs in interpret mode, too slow past N = 10; on a GPU it is compiled
-    interpreted = jax.default_backend() != "gpu"
-    assert {(r["implementation"], r["n"]) for r in skipped} == ({("mosaic_smem", 20)} if interpreted else set())
+    expected = {("mosaic_smem", 20)} if sweep_sizes.interpreted("mosaic_smem") else set()
+    assert {(r["implementation"], r["n"]) for r in skipped} == expected
     assert all("interpret" in r["reason"] for r in skipped)
     for r in rows:
         if r["status"] == "ok" and r["kind"] == "interpolate":
