@@ -95,8 +95,7 @@ def _diverse(order: np.ndarray, i: np.ndarray, j: np.ndarray, max_per_shape: int
     """
     uses = np.zeros(int(max(i.max(initial=0), j.max(initial=0))) + 1, np.int64)
     taken = []
-    for start in range(0, len(order), 4096):
-        chunk = order[start : start + 4096]
+    for chunk in np.array_split(order, range(4096, len(order), 4096)):
         for p in chunk[(uses[i[chunk]] < max_per_shape) & (uses[j[chunk]] < max_per_shape)]:
             a, b = i[p], j[p]
             if uses[a] < max_per_shape and uses[b] < max_per_shape:
