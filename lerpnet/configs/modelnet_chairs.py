@@ -37,8 +37,9 @@ from lerpnet.data import dataset_config
 
 # The training options the GPU ablation (benchmarks/ablate_training.py, lerpnet/configs/ablation.py)
 # compares against `:ablation_base`, today's measured recipe; this config is that base plus these.
-# Each taken out again (one seed each, results/ablate_training/leave_one_out/): without the residual
-# blocks 0.784, without the Tversky term 0.796, without the EMA 0.805 (no change beyond one seed's noise).
+# Each taken out again (three seeds each, results/ablate_training/three_seeds_*/, against 0.803): without
+# the residual blocks 0.785, without the Tversky term 0.797, without the EMA 0.804 (no change beyond the
+# seeds' spread).
 WINNER = {
     "train.ema_decay": 0.999,  # evaluate and export the weight EMA
     "model.encoder_blocks": 2,  # two residual blocks at 8^3 (the encoder runs once per shape: free for Algorithm 1)
