@@ -1,0 +1,43 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import fused_agreement
+from lerpnet import models, train
+from lerpnet.bitpack import unpack_voxels
+from lerpnet.configs import default as default_config
+from lerpnet.ops.lerp.api import interpolate_pairs
+from lerpnet.ops.lerp_decode import lerp_decode
+
+
+def test_counts_match_a_direct_count_over_padded_blocks():
+    model = models.Autoencoder(models.model_config(encoder_features=(4, 4), decoder_features=(16, 32)))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+    z = jax.random.normal(jax.random.key(1), (3, 2, 2, 2, 8))
+    row = fused_agreement.agreement(model, params, z, threshold=0.5, implementation="xla", block=4)  # 9 pairs -> 12
+
+    i, j = (a.ravel() for a in np.meshgrid(np.arange(3), np.arange(3), indexing="ij"))
+    got = np.asarray(unpack_voxels(lerp_decode(model, params, z, i, j, implementation="xla")))
+    lat = interpolate_pairs(z, i, j, steps=11, implementation="xla").reshape(-1, 2, 2, 2, 8)
+    logits = np.asarray(model.apply(params, lat, method=models.Autoencoder.decode)).reshape(got.shape)
+    differ = got != (logits > 0)
+    assert differ.any()  # an untrained model's logits sit near 0: bf16 flips some, so the count is tested
+    assert row["voxels"] == 9 * 11 * 32**3 and row["differing"] == differ.sum()
+    assert row["max_abs_logit_margin_differing"] == pytest.approx(np.abs(logits[differ]).max(), rel=1e-3)
+    assert row["logit_std"] == pytest.approx(logits.std(), rel=1e-3)
+
+    exact = fused_agreement.agreement(model, params, z, threshold=0.5, implementation="reference", block=4)
+    assert exact["differing"] == 0 and exact["max_abs_logit_margin_differing"] == 0.0
+
+
+def test_report_on_a_trained_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # the dataset cache goes to ~/.cache
+    run = tmp_path / "run"
+    train.train_and_evaluate(default_config.get_config("smoke"), str(run))
+    rows = fused_agreement.report(run, tmp_path / "out", chairs=2, implementations=("reference", "xla"))
+    assert [r["implementation"] for r in rows] == ["reference", "xla"]
+    assert rows[0]["differing"] == 0 and rows[1]["pairs"] == 4
+    assert "| implementation |" in (tmp_path / "out" / "fused_agreement.md").read_text()
+    with pytest.raises(ValueError, match="--chairs"):
+        fused_agreement.report(run, tmp_path / "out", chairs=10_000)
