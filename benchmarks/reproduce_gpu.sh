@@ -9,12 +9,14 @@
 #
 #   tests        OUTDIR/tests/gpu_suites.log          the compiled GPU suites: both ops and the all-pairs engine (pytest tests/ops tests/allpairs -rA)
 #   train        OUTDIR/train/                        experiments.train on configs/modelnet_chairs.py (README.md,
-#                                                     run.json, metrics, curves); the run itself: OUTDIR/runs/modelnet_chairs
+#                                                     run.json, metrics, curves); the run itself: OUTDIR/runs/modelnet_chairs;
+#                OUTDIR/fused_agreement/modelnet_chairs/  benchmarks.fused_agreement on that run
 #   interpolate  OUTDIR/interpolate/{n50,n200,n1000}  experiments.interpolate :modelnet_study (N = 50, timed),
 #                                                     :modelnet_chairs (N = 200, figures), :modelnet_wall (N = 1000, timed)
 #                                                     on that run (LERPNET_RUN=DIR uses another trained run)
-#   study        OUTDIR/train_study/, OUTDIR/interpolate/n1000_study_cold_and_warm/{cold,warm_1,warm_2,warm_3}
-#                                                     configs/study.py trained (the study's widths), then the whole
+#   study        OUTDIR/train_study/, OUTDIR/fused_agreement/study/, OUTDIR/interpolate/n1000_study_cold_and_warm/{cold,warm_1,warm_2,warm_3}
+#                                                     configs/study.py trained (the study's widths), the fused decoder
+#                                                     checked on it, then the whole
 #                                                     :modelnet_wall command on it without timed repeats, on an empty
 #                                                     compilation cache, then three times on the warm one
 #   bench        OUTDIR/bench_model/<device>/         benchmarks.bench_model: training and decoding against PyTorch
@@ -26,7 +28,7 @@
 #
 # LERPNET_INTERPOLATE_VARIANTS picks the interpolate runs ("modelnet_study:n50 modelnet_chairs:n200": the
 # first two). No PART: all of them, in this order. Each command of a part is stopped after LERPNET_TIMEOUT_<PART>
-# seconds (e.g. LERPNET_TIMEOUT_TRAIN=1800; defaults below). Every command's output goes to
+# seconds (e.g. LERPNET_TIMEOUT_TRAIN=1800, LERPNET_TIMEOUT_AGREEMENT for the fused-agreement check; defaults below). Every command's output goes to
 # OUTDIR/logs/ (ending with its exit status and wall time). A failing part is reported and the next
 # one runs; the exit status is the number of parts that failed. The programs run inside OUTDIR, so
 # the paths they record are relative to it. Bulky intermediates (checkpoints, block files,
@@ -112,8 +114,15 @@ train_and_report() {  # CONFIG RUN OUT: experiments.train on configs/CONFIG.py i
   return $status
 }
 
+agreement() {  # RUN NAME: the fused decoder against the float32 one on RUN's validation paths, in fused_agreement/NAME/
+  logged "logs/fused_agreement_$2.log" "${LERPNET_TIMEOUT_AGREEMENT:-600}" "$PYTHON" -m benchmarks.fused_agreement \
+    --run="$1" --workdir="fused_agreement/$2" || return
+  cp "$1/threshold.json" "fused_agreement/$2/"
+  relative_paths "fused_agreement/$2"
+}
+
 part_train() {
-  train_and_report modelnet_chairs "$RUN" train
+  train_and_report modelnet_chairs "$RUN" train && agreement "$RUN" modelnet_chairs
 }
 
 part_interpolate() {
@@ -144,6 +153,7 @@ part_study() {
   # (N = 1000, every ordered pair) without timed repeats, first on an empty compilation cache, then 3 times warm
   local failed=0 run=runs/study pass dir
   train_and_report study "$run" train_study || return
+  agreement "$run" study || failed=1
   rm -rf runs/study_cache
   for pass in cold warm_1 warm_2 warm_3; do
     dir=n1000_study_cold_and_warm/$pass

@@ -56,8 +56,9 @@ def every_pair(n: int):
 
 
 def reference_logits(model, params, z, i, j, steps):
-    lat = interpolate_pairs(z, i, j, steps=steps, implementation="xla").reshape(-1, 2, 2, 2, 8)
-    return model.apply(params, lat, method=models.Autoencoder.decode).reshape(len(i), steps, 32, 32, 32)
+    with jax.default_matmul_precision("float32"):  # as the reference implementation: not TF32 on a GPU
+        lat = interpolate_pairs(z, i, j, steps=steps, implementation="xla").reshape(-1, 2, 2, 2, 8)
+        return model.apply(params, lat, method=models.Autoencoder.decode).reshape(len(i), steps, 32, 32, 32)
 
 
 def check_against_reference(packed, logits, logit: float = 0.0):

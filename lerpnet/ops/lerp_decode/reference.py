@@ -1,7 +1,7 @@
 """The unfused definition of lerp_decode: interpolated latents -> Autoencoder.decode -> threshold -> pack.
 
-Slow and plain: it materialises every interpolated latent and runs the model's own decoder, so it
-is what the fused implementations are checked against.
+Slow and plain: it materialises every interpolated latent and runs the model's own decoder at float32
+matmul precision, so it is what the fused implementations are checked against.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span:
                 launch: None = None) -> jax.Array:
     """Packed (P, stop - first, 32, 32): decode((1 - t_s) z[i] + t_s z[j]) > logit for s in span."""
     first, stop = span
-    lat = interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, implementation="xla")[:, first:stop]
-    logits = model.apply(params, lat.reshape(-1, *z.shape[1:]), method=models.Autoencoder.decode)
+    with jax.default_matmul_precision("float32"):  # on every device: a GPU's default precision is TF32
+        lat = interpolate_pairs(z.astype(jnp.float32), i, j, steps=steps, implementation="xla")[:, first:stop]
+        logits = model.apply(params, lat.reshape(-1, *z.shape[1:]), method=models.Autoencoder.decode)
     return pack_voxels(logits > logit).reshape(len(i), stop - first, 32, 32)
