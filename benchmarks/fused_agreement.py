@@ -27,7 +27,7 @@ from lerpnet.data import load_dataset
 from lerpnet.device import device_info
 from lerpnet.ops.lerp.api import interpolate_pairs
 from lerpnet.ops.lerp_decode import lerp_decode
-from lerpnet.ops.lerp_decode.api import default_implementation
+from lerpnet.ops.lerp_decode.api import IMPLEMENTATIONS, default_implementation
 from lerpnet.ops.lerp_decode.common import threshold_logit
 from lerpnet.tables import write_table
 from lerpnet.workdir import load_run
@@ -79,6 +79,10 @@ def agreement(model: models.Autoencoder, params, z: jax.Array, *, threshold: flo
 def report(run_path: str | pathlib.Path, workdir: str | pathlib.Path, *, chairs: int = 0,
            implementations=("auto", "xla")) -> list[dict]:
     """Write fused_agreement.{json,csv,md} into `workdir`; returns the rows."""
+    unknown = [name for name in implementations if name != "auto" and name not in IMPLEMENTATIONS]
+    if unknown:
+        raise ValueError(f"--implementations: unknown {', '.join(unknown)}; "
+                         f"choose from auto, {', '.join(IMPLEMENTATIONS)}")
     run = load_run(run_path)
     model = models.Autoencoder(run.config.model)
     val = load_dataset(run.config.data).val_voxels
