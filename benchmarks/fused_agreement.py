@@ -22,12 +22,11 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from lerpnet import console, models
+from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.data import load_dataset
 from lerpnet.device import device_info
-from lerpnet.ops.lerp.api import interpolate_pairs
-from lerpnet.ops.lerp_decode import lerp_decode
-from lerpnet.ops.lerp_decode.api import IMPLEMENTATIONS, default_implementation
+from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, default_implementation, lerp_decode, reference
 from lerpnet.ops.lerp_decode.common import threshold_logit
 from lerpnet.tables import write_table
 from lerpnet.workdir import load_run
@@ -41,9 +40,7 @@ def block_counts(model: models.Autoencoder, params, z: jax.Array, i: jax.Array, 
     |logit - threshold logit| at a differing voxel, and the float32 logits' sum and sum of squares."""
     fused = unpack_voxels(lerp_decode(model, params, z, i, j, steps=STEPS, threshold=threshold,
                                       implementation=implementation))
-    with jax.default_matmul_precision("float32"):
-        lat = interpolate_pairs(z, i, j, steps=STEPS, implementation="xla").reshape(-1, *z.shape[1:])
-        logits = model.apply(params, lat, method=models.Autoencoder.decode).reshape(fused.shape)
+    logits = reference.logits(model, params, z, i, j, steps=STEPS, span=(0, STEPS))
     mask = jnp.broadcast_to(valid[:, None, None, None, None], fused.shape)
     logit = threshold_logit(threshold)
     differ = (fused != (logits > logit)) & mask
@@ -56,18 +53,17 @@ def agreement(model: models.Autoencoder, params, z: jax.Array, *, threshold: flo
               block: int = 256) -> dict:
     """Every ordered pair of the N latents `z`, in blocks of `block` pairs (the last one padded)."""
     n = len(z)
-    i, j = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    i, j = pair_list(n, "all").T
     block = min(block, len(i))
     pad = -len(i) % block
     valid = np.arange(len(i) + pad) < len(i)
     i, j = np.pad(i, (0, pad)), np.pad(j, (0, pad))
     run = jax.jit(lambda i, j, v: block_counts(model, params, z, i, j, v, threshold=threshold,
                                                implementation=implementation))
-    total = {"voxels": 0.0, "differ": 0.0, "max_margin": 0.0, "sum": 0.0, "sumsq": 0.0}
-    for s in tqdm(range(0, len(i), block), desc=f"pairs, {implementation}", unit="block"):
-        part = jax.device_get(run(i[s:s + block], j[s:s + block], valid[s:s + block]))
-        for key, value in part.items():
-            total[key] = max(total[key], float(value)) if key == "max_margin" else total[key] + float(value)
+    parts = [jax.device_get(run(i[s:s + block], j[s:s + block], valid[s:s + block]))
+             for s in tqdm(range(0, len(i), block), desc=f"pairs, {implementation}", unit="block")]
+    total = {key: sum(float(p[key]) for p in parts) for key in ("voxels", "differ", "sum", "sumsq")}
+    total["max_margin"] = max(float(p["max_margin"]) for p in parts)
     std = float(np.sqrt(total["sumsq"] / total["voxels"] - (total["sum"] / total["voxels"]) ** 2))
     return {"implementation": implementation, "chairs": n, "pairs": n * n, "steps": STEPS,
             "voxels": int(total["voxels"]), "differing": int(total["differ"]),

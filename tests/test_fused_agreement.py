@@ -5,10 +5,10 @@ import pytest
 
 from benchmarks import fused_agreement
 from lerpnet import models, train
+from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.configs import default as default_config
-from lerpnet.ops.lerp.api import interpolate_pairs
-from lerpnet.ops.lerp_decode import lerp_decode
+from lerpnet.ops.lerp_decode import lerp_decode, reference
 
 
 @pytest.mark.parametrize("implementation", ["xla", "triton"])  # triton: interpret mode off the GPU
@@ -19,18 +19,16 @@ def test_counts_match_a_direct_count_over_padded_blocks(implementation):
     row = fused_agreement.agreement(model, params, z, threshold=0.5, implementation=implementation,
                                      block=4)  # 9 pairs -> 12
 
-    i, j = (np.pad(a.ravel(), (0, 3)) for a in np.meshgrid(np.arange(3), np.arange(3), indexing="ij"))
+    i, j = np.pad(pair_list(3, "all"), ((0, 3), (0, 0))).T
 
     @jax.jit
     def decode(i, j):  # blocks of 4 pairs as the benchmark's: a GPU may pick another algorithm for another size
         packed = lerp_decode(model, params, z, i, j, implementation=implementation)
-        with jax.default_matmul_precision("float32"):  # not TF32 on a GPU
-            lat = interpolate_pairs(z, i, j, steps=11, implementation="xla").reshape(-1, 2, 2, 2, 8)
-            return unpack_voxels(packed), model.apply(params, lat, method=models.Autoencoder.decode)
+        return unpack_voxels(packed), reference.logits(model, params, z, i, j, steps=11, span=(0, 11))
 
     blocks = [decode(i[s:s + 4], j[s:s + 4]) for s in (0, 4, 8)]
     got = np.concatenate([b[0] for b in blocks])[:9]
-    logits = np.concatenate([b[1] for b in blocks])[:9 * 11].reshape(got.shape)
+    logits = np.concatenate([b[1] for b in blocks])[:9]
     differ = got != (logits > 0)
     assert differ.any()  # an untrained model's logits sit near 0: bf16 flips some, so the count is tested
     assert row["voxels"] == 9 * 11 * 32**3 and row["differing"] == differ.sum()
