@@ -36,6 +36,7 @@ from benchmarks import fast_layers
 from benchmarks.timing import bf16_matmul_rate, copy_bandwidth
 from lerpnet import losses, models, steps, train
 from lerpnet.allpairs import score_pairs
+from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import TritonLaunch, XlaLaunch, lerp_decode, lerp_decode_all_pairs
@@ -68,8 +69,9 @@ def random_voxels(key, n: int, occupancy: float) -> jax.Array:
 
 
 def all_ordered_pairs(n: int) -> tuple[jax.Array, jax.Array]:
-    i, j = jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij")
-    return i.ravel(), j.ravel()
+    """Algorithm 1's pairs: every ordered (i, j), i == j included (`pair_list`'s "all")."""
+    pairs = jnp.asarray(pair_list(n, "all"))
+    return pairs[:, 0], pairs[:, 1]
 
 
 def width_label(widths) -> str:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from lerpnet import models
+from lerpnet.allpairs.shapes import pair_list
 from lerpnet.ops.lerp_decode import TritonLaunch, lerp_decode
 from lerpnet.ops.lerp_decode.triton import default_launch
 
@@ -48,7 +49,7 @@ def main(argv):
     launch = launch or default_launch(params)
     n = _N.value
     z = jax.random.normal(jax.random.key(1), (n, 2, 2, 2, 8))
-    i, j = (a.ravel() for a in jnp.meshgrid(jnp.arange(n), jnp.arange(n), indexing="ij"))
+    i, j = pair_list(n, "all").T
     jax.block_until_ready(lerp_decode(model, params, z, i, j, implementation="triton", launch=launch))
     print(f"ran {launch} N = {n}, decoder_features = {features}")
 
