@@ -107,7 +107,7 @@ class Bench:
         # Algorithm 1's launches (None: the kernel's default for the widths), and per decoder width
         # the sweep's fastest once it ran
         self.launches = {"triton": TritonLaunch(**cfg.triton_launch) if cfg.triton_launch else None,
-                         "xla": XlaLaunch(**cfg.xla_launch), "reference": None}
+                         "mosaic": None, "xla": XlaLaunch(**cfg.xla_launch), "reference": None}
         self.swept: dict[str, TritonLaunch] = {}
 
     def time(self, fn, *args) -> Timing:

@@ -17,9 +17,9 @@ from benchmarks import fast_layers
 from lerpnet import models
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.ops.lerp import interpolate_pairs
-from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, TritonLaunch, XlaLaunch, default_implementation, lerp_decode,
-                                     lerp_decode_all_pairs)
-from lerpnet.ops.lerp_decode import triton
+from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, MosaicLaunch, TritonLaunch, XlaLaunch, default_implementation,
+                                     lerp_decode, lerp_decode_all_pairs)
+from lerpnet.ops.lerp_decode import mosaic, triton
 from lerpnet.ops.lerp_decode.common import threshold_logit
 
 STUDY, CHAIRS = (16, 32), (64, 64)  # decoder_features of the study and of configs/modelnet_chairs.py
@@ -143,6 +143,18 @@ class TestTritonInterpret(LerpDecodeSuite):
     ]
 
 
+@pytest.mark.interpret
+class TestMosaicInterpret(LerpDecodeSuite):
+    """The Mosaic GPU kernel run by its interpreter (its MMAs as jnp dots): 6 items over 4 programs, or
+    chunks of 2 pairs under lax.map (padded), and a step range with a threshold."""
+
+    cases = [
+        Case("mosaic", MosaicLaunch(programs=4)),
+        Case("mosaic", MosaicLaunch(programs=3, chunk=4), activation="leaky_relu", steps=5, step_range=(1, 3),
+             threshold=0.3),
+    ]
+
+
 @pytest.mark.gpu
 class TestGPU(LerpDecodeSuite):
     """Every implementation compiled on the GPU: N = 7, every ordered pair (539 items over 528 or 1056
@@ -155,6 +167,9 @@ class TestGPU(LerpDecodeSuite):
     cases += [Case("triton", None, STUDY, activation, n=7, steps=11) for activation in triton.ACTIVATIONS[1:]]
     cases += [Case(impl, None, features, n=7, steps=11, step_range=(2, 9), threshold=0.3)
               for impl in ("triton", "xla", "auto") for features in (STUDY, CHAIRS)]
+    cases += [Case("mosaic", launch, STUDY, activation, n=7, steps=11) for launch, activation in (
+        (None, "relu"), (MosaicLaunch(programs=264, chunk=100), "relu"), (None, "leaky_relu"))]
+    cases += [Case("mosaic", None, STUDY, n=7, steps=11, step_range=(2, 9), threshold=0.3)]
 
 
 @pytest.mark.gpu
@@ -220,6 +235,27 @@ def test_triton_lowers_for_cuda_on_an_abstract_h100(lower_for_h100, features, ac
     assert "lerp_decode" in text and "triton" in text.lower()
 
 
+@pytest.mark.parametrize("activation", sorted(mosaic.ACTIVATIONS))
+def test_mosaic_lowers_for_cuda_on_an_abstract_h100(lower_for_h100, activation):
+    """Its interpreter runs jnp dots for the MMAs and skips the layouts: lower for CUDA too."""
+    model, params, z = model_and_latents(3, STUDY, activation)
+    i, j = jnp.array([0, 1]), jnp.array([2, 0])
+    text = lower_for_h100(lambda p, z, i, j: mosaic.lerp_decode(model, p, z, i, j, steps=3, span=(0, 3), logit=0.0,
+                                                                 launch=MosaicLaunch(programs=2)), params, z, i, j)
+    assert "mosaic_gpu" in text
+
+
+def test_mosaic_covers_what_fits_in_shared_memory():
+    study, params, _ = model_and_latents(2)
+    chairs, chairs_params, _ = model_and_latents(2, CHAIRS)
+    assert mosaic.unsupported("relu", params) == ""
+    assert "over an SM's 227 KiB" in mosaic.unsupported("relu", chairs_params)
+    assert "the model uses 'gelu'" in mosaic.unsupported("gelu", params)
+    with pytest.raises(ValueError, match="shared memory"):
+        lerp_decode(chairs, chairs_params, jnp.zeros((2, 2, 2, 2, 8)), jnp.array([0]), jnp.array([1]),
+                    implementation="mosaic")
+
+
 def test_default_rule():
     study, params, _ = model_and_latents(2)
     tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
@@ -227,7 +263,7 @@ def test_default_rule():
     assert default_implementation(study, params, "gpu") == "triton"
     assert default_implementation(tiny, tiny_params, "gpu") == "xla"  # widths the kernel does not cover
     assert default_implementation(study, params, "cpu") == "xla"
-    assert set(IMPLEMENTATIONS) == {"triton", "xla", "reference"}
+    assert set(IMPLEMENTATIONS) == {"triton", "mosaic", "xla", "reference"}
 
 
 @pytest.mark.parametrize("old_name", ["cuda", "pallas", "jnp"])

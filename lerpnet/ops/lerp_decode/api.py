@@ -8,6 +8,8 @@ of the latents, and only the packed bits leave the chip.
 
 Implementations (one `implementation=` argument, as in lerpnet.ops.lerp):
 - "triton": one Triton-lowered Pallas kernel (triton.py); interpret mode off the GPU.
+- "mosaic": one Mosaic GPU Pallas kernel keeping the activations in shared memory (mosaic.py); interpret
+  mode off the GPU.
 - "xla": the same fused math in one jit (xla.py).
 - "reference": the unfused definition, interpolate -> Autoencoder.decode -> threshold -> pack.
 - None or "auto": "triton" on the GPU where it covers the model, "xla" otherwise.
@@ -22,10 +24,10 @@ import numpy as np
 
 from lerpnet import models
 from lerpnet.ops.common import check_latents, check_pairs, check_steps, interpret_off_gpu
-from lerpnet.ops.lerp_decode import reference, triton, xla
+from lerpnet.ops.lerp_decode import mosaic, reference, triton, xla
 from lerpnet.ops.lerp_decode.common import all_pairs_index, step_span, threshold_logit
 
-IMPLEMENTATIONS = {"triton": triton, "xla": xla, "reference": reference}
+IMPLEMENTATIONS = {"triton": triton, "mosaic": mosaic, "xla": xla, "reference": reference}
 
 
 def default_implementation(model: models.Autoencoder, params, platform: str) -> str:
@@ -64,7 +66,7 @@ def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, 
     span = step_span(steps, step_range)
     logit = threshold_logit(threshold)
     name = _resolve(model, params, implementation, launch)
-    extra = {"interpret": interpret_off_gpu()} if name == "triton" else {}
+    extra = {"interpret": interpret_off_gpu()} if name in ("triton", "mosaic") else {}
     i, j = jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
     return IMPLEMENTATIONS[name].lerp_decode(model, params, z, i, j, steps=steps, span=span, logit=logit,
                                              launch=launch, **extra)
