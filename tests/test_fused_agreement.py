@@ -49,5 +49,5 @@ def test_report_on_a_trained_run(tmp_path, monkeypatch):
     assert "| implementation |" in (tmp_path / "out" / "fused_agreement.md").read_text()
     with pytest.raises(ValueError, match="--chairs"):
         fused_agreement.report(run, tmp_path / "out", chairs=10_000)
-    with pytest.raises(ValueError, match="unknown mosaic"):
-        fused_agreement.report(tmp_path / "no run", tmp_path / "out", implementations=("xla", "mosaic"))
+    with pytest.raises(ValueError, match="unknown cuda"):
+        fused_agreement.report(tmp_path / "no run", tmp_path / "out", implementations=("xla", "cuda"))
