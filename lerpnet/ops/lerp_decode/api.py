@@ -12,7 +12,7 @@ Implementations (one `implementation=` argument, as in lerpnet.ops.lerp):
   mode off the GPU.
 - "xla": the same fused math in one jit (xla.py).
 - "reference": the unfused definition, interpolate -> Autoencoder.decode -> threshold -> pack.
-- None or "auto": on the GPU "mosaic" where it covers the model, else "triton" where it does; "xla" otherwise.
+- None or "auto": "triton" on the GPU where it covers the model, "xla" otherwise.
 `launch=` takes the implementation's frozen launch dataclass (TritonLaunch, XlaLaunch).
 """
 
@@ -31,13 +31,10 @@ IMPLEMENTATIONS = {"triton": triton, "mosaic": mosaic, "xla": xla, "reference": 
 
 
 def default_implementation(model: models.Autoencoder, params, platform: str) -> str:
-    """The implementation None/"auto" runs: on the GPU the Mosaic kernel where it covers the model (1.5x
-    the Triton kernel at the study's widths, results/bench_model/), else the Triton kernel where it does;
-    elsewhere the fused XLA jit (faster than the unfused path everywhere)."""
-    if platform == "gpu":
-        for name in ("mosaic", "triton"):
-            if not IMPLEMENTATIONS[name].unsupported(model.config.activation, params):
-                return name
+    """The implementation None/"auto" runs: the Triton kernel on the GPU (where it covers the model's
+    activation and widths), else the fused XLA jit (faster than the unfused path everywhere)."""
+    if platform == "gpu" and not triton.unsupported(model.config.activation, params):
+        return "triton"
     return "xla"
 
 
