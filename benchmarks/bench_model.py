@@ -255,9 +255,9 @@ class Bench:
                     self.write()
 
     def _end_to_end_row(self, model, params, n: int, label: str, flops: float, warmup: int, repeats: int):
-        """Large N through score_pairs alone (encode to every ordered pair's scores, the default
-        implementation): the first call's wall time includes compiling (`compile_s`, the first call's
-        `PairScores.compile_seconds`); `stream_s` excludes it."""
+        """Large N through score_pairs alone (encode to every ordered pair's scores) with
+        `end_to_end_implementation`: the first call's wall time includes compiling (`compile_s`, the first
+        call's `PairScores.compile_seconds`); `stream_s` excludes it."""
         cfg = self.cfg
         x = random_voxels(jax.random.key(6), n, cfg.occupancy)
         reference = random_voxels(jax.random.key(10), cfg.reference_shapes, cfg.occupancy)
@@ -266,7 +266,7 @@ class Bench:
 
         def end_to_end():
             calls.append(score_pairs(model, params, encode(params, x), x, reference=reference, pairs="all",
-                                     steps=cfg.steps, progress=True))
+                                     steps=cfg.steps, implementation=cfg.end_to_end_implementation, progress=True))
 
         t = time_calls(end_to_end, warmup=warmup, repeats=repeats)
         last = calls[-1]

@@ -46,6 +46,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # larger N through score_pairs only: (N, C0, C1, warm-up calls, timed calls); a single call at N = 5000
     # (275 M decoded shapes) takes minutes, its stream_s (compiling excluded) is reported beside it
     cfg.end_to_end = ((1000, 16, 32, 1, 3), (1000, 64, 64, 1, 2), (5000, 16, 32, 0, 1))
+    cfg.end_to_end_implementation = "auto"  # the lerp_decode implementation score_pairs runs there (auto: the default)
     cfg.max_n = ml_collections.ConfigDict(dict(xla=50))  # an implementation is timed up to this N only
     cfg.reference_shapes = 755  # the training set novelty is scored against (ModelNet's 755 training chairs)
     # the launches when no sweep ran: TritonLaunch fields (empty: the kernel's measured default for
