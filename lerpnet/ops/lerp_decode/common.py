@@ -3,6 +3,7 @@ logit, the span of steps to decode, and where the all-pairs result finds each (i
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 GRID = 8  # the decoder's first spatial grid (8^3); up1 -> 16^3, up2 -> 32^3
+PARITIES = tuple(itertools.product((0, 1), repeat=3))  # (d, h, w) parities or taps, index 4 d + 2 h + w
 
 
 def decoder_params(params) -> dict:
@@ -20,6 +22,19 @@ def decoder_params(params) -> dict:
     if k != 4 or dec["up2"]["kernel"].shape[-1] != 1:
         raise ValueError(f"the fused decoder needs kernel size 4 and 1 output channel, got kernel {k}")
     return dec
+
+
+def decoder_channels(params) -> tuple[int, int]:
+    """The decoder's (C0, C1): up1's input and output channels."""
+    return tuple(int(c) for c in decoder_params(params)["up1"]["kernel"].shape[-2:])
+
+
+def up1_parity_taps(params) -> jax.Array:
+    """up1's 4^3 kernel regrouped (8 parities p, 8 taps e, C0, C1): output parity p of the 16-grid sums,
+    per axis, the input read at 8-grid shift p + e - 1 times W[p + 2 e] (the fused kernels' sub-pixel form)."""
+    w1 = decoder_params(params)["up1"]["kernel"]
+    return jnp.stack([jnp.stack([w1[pd + 2 * ed, ph + 2 * eh, pw + 2 * ew] for ed, eh, ew in PARITIES])
+                      for pd, ph, pw in PARITIES])
 
 
 def fc_rows(params, z: jax.Array) -> jax.Array:

@@ -27,10 +27,9 @@ from jax.experimental.pallas import mosaic_gpu as plgpu
 from lerpnet import models
 from lerpnet.bitpack import pack_voxels
 from lerpnet.ops.common import Launch, step_weights
-from lerpnet.ops.lerp_decode.common import GRID, decoder_params, fc_rows
+from lerpnet.ops.lerp_decode.common import GRID, PARITIES, decoder_channels, decoder_params, fc_rows, up1_parity_taps
 
 _BF16 = jnp.bfloat16
-_AXES = tuple(itertools.product((0, 1), repeat=3))  # parities, planes, r: index 4 d + 2 h + w
 _SHIFTS = tuple(itertools.product((-1, 0, 1), repeat=3))  # up2's tap shifts delta on the 16-grid
 _MARGIN = 80  # zero rows around a flat slot: a view reads up to 64 + 8 + 1 rows beyond it
 _SMEM_BYTES = 227 * 1024  # an H100 / H200 SM's shared memory for one block
@@ -51,10 +50,6 @@ class MosaicLaunch(Launch):
 LAUNCH = MosaicLaunch
 
 
-def _channels(params) -> tuple[int, int]:
-    return tuple(int(c) for c in decoder_params(params)["up1"]["kernel"].shape[-2:])
-
-
 def shared_memory_bytes(c0: int, c1: int) -> int:
     """up1's weights, the lerped slot and the ring of 3 activation rows (8 planes each)."""
     return 2 * (64 * c0 * c1 + (GRID ** 3 + 2 * _MARGIN) * c0 + (3 * 8 * GRID * GRID + 2 * _MARGIN) * c1)
@@ -64,7 +59,7 @@ def unsupported(activation: str, params) -> str:
     """Why the kernel cannot decode this model ('' when it can)."""
     if activation not in ACTIVATIONS:
         return f"the mosaic lerp_decode implements activations {', '.join(ACTIVATIONS)}; the model uses {activation!r}"
-    c0, c1 = _channels(params)
+    c0, c1 = decoder_channels(params)
     if c0 % 16 or c1 % 16:
         return f"the mosaic lerp_decode needs decoder_features that are multiples of 16 (MMA tiles), got {(c0, c1)}"
     if shared_memory_bytes(c0, c1) > _SMEM_BYTES:
@@ -78,14 +73,12 @@ def _kernel_weights(params, logit) -> tuple[jax.Array, ...]:
     """w1t (8 parities, 8 taps, C1, C0) and w2t (27 shifts, 8 r, C1) in bf16, stored (n, k) as MMA's
     right operand wants; b1 and b2 (the threshold's logit taken off) float32, broadcast to a tile."""
     dec = decoder_params(params)
-    w1 = dec["up1"]["kernel"]  # (4,4,4,C0,C1): parity p, tap e (view shift p + e - 1) use W[p + 2e]
-    w1 = jnp.stack([jnp.stack([w1[pd + 2 * ed, ph + 2 * eh, pw + 2 * ew] for ed, eh, ew in _AXES])
-                    for pd, ph, pw in _AXES])
+    w1 = up1_parity_taps(params)
     w2 = dec["up2"]["kernel"][..., 0]  # (4,4,4,C1): out[2x + r] += A16[x + delta] W[2 delta - r + 2]
     zero = jnp.zeros(w2.shape[-1:], w2.dtype)
     w2t = jnp.stack([jnp.stack([w2[2 * dd - rd + 2, 2 * dh - rh + 2, 2 * dw - rw + 2]
                                 if all(0 <= s - r + 1 <= 1 for s, r in ((dd, rd), (dh, rh), (dw, rw))) else zero
-                                for rd, rh, rw in _AXES]) for dd, dh, dw in _SHIFTS])
+                                for rd, rh, rw in PARITIES]) for dd, dh, dw in _SHIFTS])
     c1 = w2.shape[-1]
     b1 = jnp.broadcast_to(dec["up1"]["bias"].astype(jnp.float32), (64, c1))
     b2 = jnp.full((64, 8), dec["up2"]["bias"][0].astype(jnp.float32) - logit)
@@ -131,26 +124,26 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
 
     def up1_row(d):
         masks.clear()
-        for p, (pd, ph, pw) in enumerate(_AXES):
+        for p, (pd, ph, pw) in enumerate(PARITIES):
             acc = cast(jnp.zeros((64, c1), jnp.float32), acc_layout)
-            for e, (ed, eh, ew) in enumerate(_AXES):
+            for e, (ed, eh, ew) in enumerate(PARITIES):
                 a = view(lerped, _MARGIN + 64 * (d + pd + ed - 1), ph + eh - 1, pw + ew - 1)
                 acc = mma(acc, a, load(w1_smem.at[p, e].T, rhs))
             ring[pl.ds(_MARGIN + 64 * (8 * (d % 3) + p), 64), :] = act(acc + b1).astype(_BF16)
 
     def up2_row(item, m):
         masks.clear()
-        accs = [cast(jnp.zeros((64, 8), jnp.float32), acc_layout) for _ in _AXES]
+        accs = [cast(jnp.zeros((64, 8), jnp.float32), acc_layout) for _ in PARITIES]
         for sd, sh, sw in itertools.product((-1, 0, 1, 2), repeat=3):  # source offset Q + delta on the 16-grid
             row = m + sd // 2
             a = view(ring, _MARGIN + 64 * (8 * (row % 3) + 4 * (sd % 2) + 2 * (sh % 2) + sw % 2), sh // 2, sw // 2)
             if sd // 2:  # a neighbouring 8-grid row, perhaps outside the grid
                 a = a * jnp.where((row >= 0) & (row < GRID), 1.0, 0.0).astype(_BF16)
-            for q, (qd, qh, qw) in enumerate(_AXES):
+            for q, (qd, qh, qw) in enumerate(PARITIES):
                 delta = (sd - qd, sh - qh, sw - qw)
                 if all(-1 <= x <= 1 for x in delta):
                     accs[q] = mma(accs[q], a, w2[_SHIFTS.index(delta)])
-        for q in range(len(_AXES)):
+        for q in range(len(PARITIES)):
             out_ref[item, m, q] = jnp.where(accs[q] + b2 > 0, jnp.int32(1), jnp.int32(0)).astype(jnp.int8)
 
     def item_body(k, carry):

@@ -30,7 +30,7 @@ from jax.experimental.pallas import triton as pltriton
 
 from lerpnet import models
 from lerpnet.ops.common import Launch, step_weights
-from lerpnet.ops.lerp_decode.common import GRID, decoder_params, fc_rows
+from lerpnet.ops.lerp_decode.common import GRID, PARITIES, decoder_channels, decoder_params, fc_rows, up1_parity_taps
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")  # those the kernel applies (models.ACTIVATIONS)
 
@@ -44,7 +44,6 @@ def _view_digit(b, q):
 # (plane q' of the 8^3 grid holds 16-grid positions 2u + q'), are (8-grid shift c, plane q') per axis,
 # listed by view digit: ((-1, 1), (0, 0), (0, 1), (1, 0))
 _VIEWS = tuple(view for _, view in sorted((_view_digit(b, q), (b - q, q)) for b in (0, 1) for q in (0, 1)))
-_PARITIES = tuple(itertools.product((0, 1), repeat=3))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,21 +78,16 @@ LAUNCH = TritonLaunch
 MEASURED_LAUNCHES: dict[tuple[int, int], TritonLaunch] = {(16, 32): TritonLaunch(), (64, 64): TritonLaunch(up1_rows=4)}
 
 
-def _channels(params) -> tuple[int, int]:
-    """The decoder's (C0, C1): up1's input and output channels."""
-    return tuple(int(c) for c in decoder_params(params)["up1"]["kernel"].shape[-2:])
-
-
 def default_launch(params) -> TritonLaunch:
     """The launch `lerp_decode` runs when given none: the measured fastest for the decoder's widths."""
-    return MEASURED_LAUNCHES.get(_channels(params), TritonLaunch())
+    return MEASURED_LAUNCHES.get(decoder_channels(params), TritonLaunch())
 
 
 def unsupported(activation: str, params) -> str:
     """Why the kernel cannot decode this model ('' when it can)."""
     if activation not in ACTIVATIONS:
         return f"the triton lerp_decode implements activations {', '.join(ACTIVATIONS)}; the model uses {activation!r}"
-    channels = _channels(params)
+    channels = decoder_channels(params)
     if any(c < 16 or c & (c - 1) for c in channels):
         return (f"the triton lerp_decode needs decoder_features that are powers of two >= 16 (Triton arrays "
                 f"and dots), got {channels}")
@@ -117,9 +111,7 @@ def _kernel_weights(params, logit) -> tuple[jax.Array, ...]:
     logit taken off, so a voxel is on where the accumulated logit + b2 > 0.
     """
     dec = decoder_params(params)
-    w1 = dec["up1"]["kernel"]  # (4,4,4,C0,C1); parity p, tap e use W[p + 2e] per axis
-    w1 = jnp.stack([jnp.stack([w1[pd + 2 * ed, ph + 2 * eh, pw + 2 * ew] for ed, eh, ew in _PARITIES])
-                    for pd, ph, pw in _PARITIES])
+    w1 = up1_parity_taps(params)
     sel = _up2_selector()
     w2 = jnp.einsum("amk,bnl,cop,klpi->abcimno", sel, sel, sel, dec["up2"]["kernel"][..., 0])
     b2 = jnp.broadcast_to(dec["up2"]["bias"].astype(jnp.float32) - logit, (64,))
@@ -190,7 +182,7 @@ def _kernel(n_ref, i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, _scratch
             # is read at 8-grid shifts c = b - q' for b = 0, 1)
             def plane(pidx, acc):
                 qd, qh, qw = _bits3(pidx, 1)
-                for bd, bh, bw in _PARITIES:
+                for bd, bh, bw in PARITIES:
                     v = scratch_ref[g, pidx, pl.ds(1 + bd - qd + r0, rows), pl.ds(1 + bh - qh, n8),
                                     pl.ds(1 + bw - qw, n8), :].reshape(rows * n8 * n8, c1)
                     view = 16 * _view_digit(bd, qd) + 4 * _view_digit(bh, qh) + _view_digit(bw, qw)
