@@ -68,6 +68,15 @@ def test_unknown_parts_are_refused_before_any_work(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("field, value", [("implementations", ("triton", "cuda")), ("end_to_end_implementation", "cuda")])
+def test_unknown_implementations_are_refused_before_any_work(tmp_path, field, value):
+    cfg = bench_config.get_config("smoke")
+    cfg[field] = value
+    with pytest.raises(ValueError, match="unknown implementations \\['cuda'\\]"):
+        bench_model.run(cfg, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
 def test_model_flops_count_the_decoder_at_about_50_mflop():
     flops = bench_model.model_flops(bench_model.models.model_config())
     assert flops["decode"] == pytest.approx(51.4e6, rel=0.01)
