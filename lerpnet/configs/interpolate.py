@@ -94,7 +94,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.steps = 11  # t = 0, 0.1, ..., 1 (2: the paths are the two shapes alone)
     # A voxel is full where sigmoid(logit) > threshold; None = the run's stored threshold (else 0.5).
     cfg.threshold = ml_collections.config_dict.placeholder(float)
-    cfg.implementation = "auto"  # lerpnet.ops.lerp_decode: "auto" (the fastest correct) | "triton" | "xla" | "reference"
+    # lerpnet.ops.lerp_decode's implementation: "auto" (its default: "triton" on a GPU where it covers the model,
+    # else "xla") | "triton" | "mosaic" | "xla" | "reference"
+    cfg.implementation = "auto"
     cfg.dtype = "float32"  # the latents' dtype: "float32" | "bfloat16"
     cfg.memory_budget_mb = 8192.0  # per device: the block step's arguments, outputs and temporaries
     cfg.block_pairs = 0  # pairs per block (a multiple of the device count); 0 = largest within budget
