@@ -27,7 +27,8 @@ from jax.experimental.pallas import mosaic_gpu as plgpu
 from lerpnet import models
 from lerpnet.bitpack import pack_voxels
 from lerpnet.ops.common import Launch, step_weights
-from lerpnet.ops.lerp_decode.common import GRID, PARITIES, decoder_channels, decoder_params, fc_rows, up1_parity_taps
+from lerpnet.ops.lerp_decode.common import (GRID, PARITIES, decoder_channels, decoder_params, fc_rows,
+                                            map_pair_chunks, up1_parity_taps)
 
 _BF16 = jnp.bfloat16
 _SHIFTS = tuple(itertools.product((-1, 0, 1), repeat=3))  # up2's tap shifts delta on the 16-grid
@@ -200,11 +201,7 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
     decode = functools.partial(_decode_chunk, h, weights, steps=steps, first=first, count=count,
                                programs=min(launch.programs, chunk * count), act=ACTIVATIONS[activation],
                                interpret=interpret)
-    if chunk == p:
-        return decode(i, j)
-    pad = -p % chunk
-    ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
-    return jax.lax.map(lambda c: decode(c[:, 0], c[:, 1]), ij).reshape(-1, count, 32, 32)[:p]
+    return map_pair_chunks(decode, i, j, chunk)
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,

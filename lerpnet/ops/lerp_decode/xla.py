@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from lerpnet import layers, models
 from lerpnet.bitpack import pack_voxels
 from lerpnet.ops.common import Launch, step_weights
-from lerpnet.ops.lerp_decode.common import decoder_params, fc_rows
+from lerpnet.ops.lerp_decode.common import decoder_params, fc_rows, map_pair_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,20 +36,16 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
     h = fc_rows(params, z)
     first, stop = span
     u, t = (w[None, :, None, None, None, None] for w in step_weights(jnp.arange(first, stop), steps))
-    p = i.shape[0]
-    chunk = min(launch.chunk, p)  # fewer pairs than a chunk: no padding decodes
-    pad = -p % chunk
-    ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
     w1, w2 = (dec[name]["kernel"].astype(jnp.bfloat16) for name in ("up1", "up2"))
 
-    def one_chunk(ij_c):
-        x = act(u * h[ij_c[:, 0]][:, None] + t * h[ij_c[:, 1]][:, None])
+    def one_chunk(i_c, j_c):
+        x = act(u * h[i_c][:, None] + t * h[j_c][:, None])
         x = x.reshape(-1, *h.shape[1:]).astype(jnp.bfloat16)
         x = act(layers.subpixel_conv_transpose(x, w1, 2) + dec["up1"]["bias"].astype(jnp.bfloat16))
         logits = layers.subpixel_conv_transpose(x, w2, 2)[..., 0].astype(jnp.float32) + dec["up2"]["bias"][0]
-        return pack_voxels(logits > logit).reshape(chunk, stop - first, 32, 32)
+        return pack_voxels(logits > logit).reshape(len(i_c), stop - first, 32, 32)
 
-    return jax.lax.map(one_chunk, ij).reshape(-1, stop - first, 32, 32)[:p]
+    return map_pair_chunks(one_chunk, i, j, launch.chunk)
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
