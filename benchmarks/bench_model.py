@@ -41,6 +41,7 @@ from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, TritonLaunch, XlaLaunch, lerp_decode,
                                      lerp_decode_all_pairs)
+from lerpnet.ops.lerp_decode.api import unknown_implementations
 from lerpnet.ops.lerp_decode.triton import default_launch as triton_default_launch
 from lerpnet.tables import write_table
 from lerpnet.timing import Timing, time_calls
@@ -410,8 +411,7 @@ def run(cfg, workdir: str | pathlib.Path) -> Bench:
     unknown = [name for name in cfg.parts if name not in parts]
     if unknown:
         raise ValueError(f"config.parts names unknown parts {unknown}; known: {', '.join(parts)}")
-    unknown = [name for name in (*cfg.implementations, cfg.end_to_end_implementation)
-               if name != "auto" and name not in IMPLEMENTATIONS]
+    unknown = unknown_implementations((*cfg.implementations, cfg.end_to_end_implementation))
     if unknown:
         raise ValueError(f"config.implementations / end_to_end_implementation name unknown implementations "
                          f"{unknown}; known: {', '.join(IMPLEMENTATIONS)} (and auto for end_to_end_implementation)")

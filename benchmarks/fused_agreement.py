@@ -22,11 +22,13 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from lerpnet import console, models
+from lerpnet.allpairs.api import resolve_implementation
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.data import load_dataset
 from lerpnet.device import device_info
-from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, default_implementation, lerp_decode, reference
+from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, lerp_decode, reference
+from lerpnet.ops.lerp_decode.api import unknown_implementations
 from lerpnet.ops.lerp_decode.common import threshold_logit
 from lerpnet.tables import write_table
 from lerpnet.workdir import load_run
@@ -75,7 +77,7 @@ def agreement(model: models.Autoencoder, params, z: jax.Array, *, threshold: flo
 def report(run_path: str | pathlib.Path, workdir: str | pathlib.Path, *, chairs: int = 0,
            implementations=("auto", "xla")) -> list[dict]:
     """Write fused_agreement.{json,csv,md} into `workdir`; returns the rows."""
-    unknown = [name for name in implementations if name != "auto" and name not in IMPLEMENTATIONS]
+    unknown = unknown_implementations(implementations)
     if unknown:
         raise ValueError(f"--implementations: unknown {', '.join(unknown)}; "
                          f"choose from auto, {', '.join(IMPLEMENTATIONS)}")
@@ -86,8 +88,8 @@ def report(run_path: str | pathlib.Path, workdir: str | pathlib.Path, *, chairs:
         raise ValueError(f"--chairs must be 0 (all) or 1..{len(val)}, the run's validation chairs; got {chairs}")
     val = val[:chairs or len(val)]
     z = model.apply(run.params, jnp.asarray(val, jnp.float32), method=models.Autoencoder.encode)
-    names = list(dict.fromkeys(default_implementation(model, run.params, jax.default_backend()) if name == "auto"
-                               else name for name in implementations))  # "auto" is "xla" off the GPU
+    # "auto" is "xla" off the GPU
+    names = list(dict.fromkeys(resolve_implementation(model, run.params, name) for name in implementations))
     logging.info("%d validation chairs of %s at threshold %.2f: %s", len(val), run.checkpoint, run.threshold, names)
     rows = [agreement(model, run.params, z, threshold=run.threshold, implementation=name) for name in names]
     meta = {**device_info(), "run": str(run.checkpoint), "threshold": run.threshold,

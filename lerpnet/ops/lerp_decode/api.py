@@ -38,10 +38,15 @@ def default_implementation(model: models.Autoencoder, params, platform: str) -> 
     return "xla"
 
 
+def unknown_implementations(names) -> list:
+    """The names among `names` that are no implementation (None and "auto" are: the default)."""
+    return [name for name in names if name not in (None, "auto") and name not in IMPLEMENTATIONS]
+
+
 def _resolve(model, params, implementation: str | None, launch) -> str:
     if implementation in (None, "auto"):
         implementation = default_implementation(model, params, jax.default_backend())
-    if implementation not in IMPLEMENTATIONS:
+    if unknown_implementations([implementation]):
         raise ValueError(f"unknown implementation {implementation!r}; choose one of "
                          f"{', '.join(IMPLEMENTATIONS)}, or None / 'auto'")
     expected = IMPLEMENTATIONS[implementation].LAUNCH
