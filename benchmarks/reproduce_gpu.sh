@@ -22,9 +22,10 @@
 #   bench        OUTDIR/bench_model/<device>/         benchmarks.bench_model: training and decoding against PyTorch
 #   kernels      OUTDIR/bench_interpolation/<device>/ benchmarks.bench_interpolation: the lerp kernels' launches
 #   sweep        OUTDIR/sweep_sizes/<device>/         benchmarks.sweep_sizes: the study's size sweep
-#   profile      OUTDIR/profile/                      Nsight Compute on one lerp_decode launch (N = 50), both decoder widths
-#                                                     (LERPNET_PROFILE_FEATURES="64,64": one of them), and a jax.profiler
-#                                                     trace of one score_pairs call (OUTDIR/profile/score_pairs/)
+#   profile      OUTDIR/profile/                      Nsight Compute on one lerp_decode launch (N = 50) of each kernel:
+#                                                     LERPNET_PROFILES="triton:16,32 mosaic:16,32 triton:64,64" (kernel:decoder
+#                                                     widths), and a jax.profiler trace of one score_pairs call at each
+#                                                     of those widths (OUTDIR/profile/score_pairs/)
 #
 # LERPNET_INTERPOLATE_VARIANTS picks the interpolate runs ("modelnet_study:n50 modelnet_chairs:n200": the
 # first two). No PART: all of them, in this order. Each command of a part is stopped after LERPNET_TIMEOUT_<PART>
@@ -185,29 +186,33 @@ part_profile() {
   # ncu replays the kernel and slows everything it attaches to, compilation included: each launch is
   # compiled first into a persistent compilation cache, so that the profiled process only loads it.
   # Command buffers are off so that the kernel is launched on its own; the clocks are left as they are.
-  # One profile per decoder width: the study's (16, 32) and configs/modelnet_chairs.py's (64, 64).
-  local limit="${LERPNET_TIMEOUT_PROFILE:-600}" features name launch failed=0
+  # One profile per kernel and decoder width: the study's (16, 32) and configs/modelnet_chairs.py's (64, 64),
+  # which the Mosaic GPU kernel does not cover (its shared memory).
+  local limit="${LERPNET_TIMEOUT_PROFILE:-600}" profiles="${LERPNET_PROFILES:-triton:16,32 mosaic:16,32 triton:64,64}"
+  local profile impl features name launch failed=0
   mkdir -p profile
   export XLA_FLAGS="--xla_gpu_enable_command_buffer=" JAX_COMPILATION_CACHE_DIR="$OUTDIR/runs/jax_cache" \
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
-  for features in ${LERPNET_PROFILE_FEATURES:-16,32 64,64}; do
+  for profile in $profiles; do
+    impl="${profile%%:*}" features="${profile#*:}"
     name="lerp_decode_${features/,/_}"
-    launch=(-m benchmarks.profile_lerp_decode --n=50 --decoder_features="$features")
+    [ "$impl" = triton ] || name="lerp_decode_${impl}_${features/,/_}"
+    launch=(-m benchmarks.profile_lerp_decode --n=50 --implementation="$impl" --decoder_features="$features")
     logged "logs/profile_$name.log" "$limit" "$PYTHON" "${launch[@]}" || { failed=1; continue; }
     logged "logs/profile_$name.ncu.log" "$limit" ncu --clock-control none --target-processes all \
       -k "regex:${LERPNET_PROFILE_KERNEL:-lerp_decode}" --launch-count 1 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
-      --section ComputeWorkloadAnalysis --section WarpStateStats --section SchedulerStats \
+      --section ComputeWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section InstructionStats \
       -f -o "profile/$name" "$PYTHON" "${launch[@]}" || failed=1
     if [ -f "profile/$name.ncu-rep" ]; then
       ncu --import "profile/$name.ncu-rep" --page details > "profile/$name.txt" 2>&1
     else
-      echo "ncu wrote no report for decoder $features (see $OUTDIR/logs/profile_$name.ncu.log)" >&2; failed=1
+      echo "ncu wrote no report for $impl at decoder $features (see $OUTDIR/logs/profile_$name.ncu.log)" >&2; failed=1
     fi
   done
   unset XLA_FLAGS JAX_COMPILATION_CACHE_DIR JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES
   # where one score_pairs call (N = 50, every ordered pair) spends its time: a jax.profiler trace, default flags
-  for features in ${LERPNET_PROFILE_FEATURES:-16,32 64,64}; do
+  for features in $(for profile in $profiles; do echo "${profile#*:}"; done | sort -u); do
     logged "logs/profile_score_pairs_${features/,/_}.log" "$limit" "$PYTHON" -m benchmarks.profile_score_pairs \
       --n=50 --decoder_features="$features" --out=profile/score_pairs --trace_dir="runs/score_pairs_trace_${features/,/_}" \
       || failed=1

@@ -65,6 +65,18 @@ class Launch:
 
     powers_of_two: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def parse(cls, items: list[str]):
+        """The launch from "knob=integer" strings (a command line's), naming a bad item before any work."""
+        knobs = {f.name for f in dataclasses.fields(cls)}
+        launch = {}
+        for item in items:
+            key, _, value = item.partition("=")
+            if key not in knobs or not value.isdigit():
+                raise ValueError(f"launch item {item!r} is not k=<integer> for k in {', '.join(sorted(knobs))}")
+            launch[key] = int(value)
+        return cls(**launch)
+
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)

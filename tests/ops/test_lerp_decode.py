@@ -313,6 +313,17 @@ def test_bad_launches_are_refused(knobs, match):
         TritonLaunch().rows = 2
 
 
+def test_launches_parse_from_command_line_items_and_name_a_bad_one():
+    assert TritonLaunch.parse(["programs=8", "rows=2"]) == TritonLaunch(programs=8, rows=2)
+    assert MosaicLaunch.parse(["chunk=64"]) == MosaicLaunch(chunk=64)
+    with pytest.raises(ValueError, match="launch item 'rows=2' is not k=<integer> for k in chunk, programs"):
+        MosaicLaunch.parse(["rows=2"])
+    with pytest.raises(ValueError, match="launch item 'chunk=-1' is not k=<integer>"):
+        MosaicLaunch.parse(["chunk=-1"])
+    with pytest.raises(ValueError, match="TritonLaunch.rows must be a power of two, got 3"):
+        TritonLaunch.parse(["rows=3"])
+
+
 def test_default_launch_is_the_measured_fastest_for_the_models_widths():
     for features, want in ((CHAIRS, triton.MEASURED_LAUNCHES[CHAIRS]), (STUDY, triton.MEASURED_LAUNCHES[STUDY]),
                            ((32, 32), TritonLaunch())):

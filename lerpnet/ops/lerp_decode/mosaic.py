@@ -11,6 +11,8 @@ Each program (one warpgroup, one per SM) decodes an interpolant at a time, 8-gri
   views (plane, 8-grid shift) is read once and multiplied by the (C1 x 8) weights of each (Q, delta)
   that reads it: 3.4x the useful work instead of 8x; its 27 weight blocks stay in registers;
 - thresholds (the threshold's logit taken off up2's bias) and writes one byte a voxel; XLA packs bits.
+The kernel is bound by shared-memory reads (Nsight Compute: results/profile/), so the slot's and the
+ring's rows are padded out of bank conflicts and their views are read with ldmatrix.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from lerpnet.ops.lerp_decode.common import (GRID, PARITIES, decoder_channels, de
 
 _BF16 = jnp.bfloat16
 _SHIFTS = tuple(itertools.product((-1, 0, 1), repeat=3))  # up2's tap shifts delta on the 16-grid
-_MARGIN = 80  # zero rows around a flat slot: a view reads up to 64 + 8 + 1 rows beyond it
+_MARGIN = 80  # zero rows around the lerped slot: a view of it reads up to 64 + 8 + 1 rows beyond it
+_RING_MARGIN = 16  # rows around the ring: its views read at most 9 rows beyond a plane (masked to zero)
+# Rows of the lerped slot and the ring are 8 channels wider than they hold: with 32- or 64-byte rows the
+# 8 rows that one MMA fragment load reads would share 8 or 4 of the 32 banks (2- or 4-way conflicts);
+# with 48 or 80 bytes they fall in distinct banks
+_PAD = 8
 _SMEM_BYTES = 227 * 1024  # an H100 / H200 SM's shared memory for one block
 # Mosaic GPU lowers no custom_jvp, so the kernel writes its activations out
 ACTIVATIONS = {"relu": lambda x: jnp.maximum(x, jnp.zeros_like(x)),
@@ -51,9 +58,18 @@ class MosaicLaunch(Launch):
 LAUNCH = MosaicLaunch
 
 
+def _slot_shapes(c0: int, c1: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The lerped slot's and the ring's (rows, padded columns), rows rounded up to 64 so that a warpgroup
+    zeroes them in whole vectors."""
+    def rows(n):
+        return -(-n // 64) * 64
+    return ((rows(GRID ** 3 + 2 * _MARGIN), c0 + _PAD), (rows(3 * 8 * GRID * GRID + 2 * _RING_MARGIN), c1 + _PAD))
+
+
 def shared_memory_bytes(c0: int, c1: int) -> int:
     """up1's weights, the lerped slot and the ring of 3 activation rows (8 planes each)."""
-    return 2 * (64 * c0 * c1 + (GRID ** 3 + 2 * _MARGIN) * c0 + (3 * 8 * GRID * GRID + 2 * _MARGIN) * c1)
+    (slot_rows, slot_cols), (ring_rows, ring_cols) = _slot_shapes(c0, c1)
+    return 2 * (64 * c0 * c1 + slot_rows * slot_cols + ring_rows * ring_cols)
 
 
 def unsupported(activation: str, params) -> str:
@@ -87,19 +103,22 @@ def _kernel_weights(params, logit) -> tuple[jax.Array, ...]:
 
 
 def _ops(interpret: bool):
-    """(mma, load with a layout, layout cast, int32 iota with a layout); in interpret mode plain jnp."""
+    """(mma, load with a layout, layout cast, int32 iota with a layout); in interpret mode plain jnp.
+    Loads from shared memory are `optimized` (ldmatrix where the layout allows); from global memory not."""
     if interpret:
         return ((lambda acc, a, b: acc + jnp.dot(a, b, preferred_element_type=jnp.float32)),
-                (lambda ref, layout: ref[...]), (lambda x, layout: x),
+                (lambda ref, layout, optimized=True: ref[...]), (lambda x, layout: x),
                 (lambda shape, dim, layout: jax.lax.broadcasted_iota(jnp.int32, shape, dim)))
-    return (plgpu.mma, (lambda ref, layout: plgpu.load(ref, layout=layout, optimized=False)), plgpu.layout_cast,
+    return (plgpu.mma,
+            (lambda ref, layout, optimized=True: plgpu.load(ref, layout=layout, optimized=optimized)),
+            plgpu.layout_cast,
             (lambda shape, dim, layout: plgpu.broadcasted_iota(jnp.int32, shape, dim, layout=layout)))
 
 
 def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_smem, lerped, ring, barrier, *,
             steps, first, count, total, programs, act, interpret):
     g = jax.lax.axis_index("program")
-    c1 = w1_ref.shape[2]
+    c1, c0 = w1_ref.shape[2:]
     lhs, rhs, acc_layout = plgpu.Layout.MMA_LHS(_BF16), plgpu.Layout.MMA_RHS(_BF16), plgpu.Layout.MMA_ACC(_BF16)
     mma, load, cast, iota = _ops(interpret)
 
@@ -107,16 +126,15 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
     lerped[...] = jnp.zeros(lerped.shape, lerped.dtype)
     ring[...] = jnp.zeros(ring.shape, ring.dtype)
     plgpu.barrier_wait(barrier)
-    w2 = [load(w2_ref.at[k].T, rhs) for k in range(len(_SHIFTS))]
-    b1, b2 = load(b1_ref, acc_layout), load(b2_ref, acc_layout)
+    w2 = [load(w2_ref.at[k].T, rhs, optimized=False) for k in range(len(_SHIFTS))]  # from global memory
+    b1, b2 = load(b1_ref, acc_layout, optimized=False), load(b2_ref, acc_layout, optimized=False)
     masks = {}  # per traced row: the rows of a view that stay inside the plane, one mask per shift
 
-    def view(ref, base, sh, sw):
+    def view(ref, base, sh, sw, cols):
         """The 64 rows of the plane at `base` seen from (h + sh, w + sw), zero where that leaves it."""
-        a = load(ref.at[pl.ds(base + 8 * sh + sw, 64), :], lhs)
+        a = load(ref.at[pl.ds(base + 8 * sh + sw, 64), pl.ds(0, cols)], lhs)
         if not (sh or sw):
             return a
-        cols = a.shape[1]
         if (sh, sw, cols) not in masks:
             r = iota((64, cols), 0, lhs)
             h, w = (r >> 3) + sh, (r & 7) + sw
@@ -128,16 +146,17 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
         for p, (pd, ph, pw) in enumerate(PARITIES):
             acc = cast(jnp.zeros((64, c1), jnp.float32), acc_layout)
             for e, (ed, eh, ew) in enumerate(PARITIES):
-                a = view(lerped, _MARGIN + 64 * (d + pd + ed - 1), ph + eh - 1, pw + ew - 1)
+                a = view(lerped, _MARGIN + 64 * (d + pd + ed - 1), ph + eh - 1, pw + ew - 1, c0)
                 acc = mma(acc, a, load(w1_smem.at[p, e].T, rhs))
-            ring[pl.ds(_MARGIN + 64 * (8 * (d % 3) + p), 64), :] = act(acc + b1).astype(_BF16)
+            ring[pl.ds(_RING_MARGIN + 64 * (8 * (d % 3) + p), 64), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
 
     def up2_row(item, m):
         masks.clear()
         accs = [cast(jnp.zeros((64, 8), jnp.float32), acc_layout) for _ in PARITIES]
         for sd, sh, sw in itertools.product((-1, 0, 1, 2), repeat=3):  # source offset Q + delta on the 16-grid
             row = m + sd // 2
-            a = view(ring, _MARGIN + 64 * (8 * (row % 3) + 4 * (sd % 2) + 2 * (sh % 2) + sw % 2), sh // 2, sw // 2)
+            plane = 8 * (row % 3) + 4 * (sd % 2) + 2 * (sh % 2) + sw % 2
+            a = view(ring, _RING_MARGIN + 64 * plane, sh // 2, sw // 2, c1)
             if sd // 2:  # a neighbouring 8-grid row, perhaps outside the grid
                 a = a * jnp.where((row >= 0) & (row < GRID), 1.0, 0.0).astype(_BF16)
             for q, (qd, qh, qw) in enumerate(PARITIES):
@@ -152,16 +171,14 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
         pair, s = item // count, first + item % count
         u, t = step_weights(s, steps)
         hi, hj = h_ref[i_ref[pair]].astype(jnp.float32), h_ref[j_ref[pair]].astype(jnp.float32)
-        lerped[pl.ds(_MARGIN, GRID ** 3), :] = act(u * hi + t * hj).astype(_BF16)
-        up1_row(0)
+        lerped[pl.ds(_MARGIN, GRID ** 3), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
 
-        def row_body(d, c):  # row d of the activation, then up2 of the row before it
-            up1_row(d)
-            up2_row(item, d - 1)
+        def row_body(d, c):  # row d of the activation, then up2 of the row before it; each written once,
+            pl.when(d < GRID)(lambda: up1_row(d))  # not peeled before and after the loop, which doubled
+            pl.when(d > 0)(lambda: up2_row(item, d - 1))  # the unrolled code and its compile time
             return c
 
-        jax.lax.fori_loop(1, GRID, row_body, 0)
-        up2_row(item, GRID - 1)
+        jax.lax.fori_loop(0, GRID + 1, row_body, 0)
         return carry
 
     jax.lax.fori_loop(0, (total - g + programs - 1) // programs, item_body, 0)
@@ -177,9 +194,9 @@ def _decode_chunk(h, weights, i, j, *, steps, first, count, programs, act, inter
     raw = plgpu.kernel(
         kernel,
         out_type=jax.ShapeDtypeStruct((total, GRID, 8, 64, 8), jnp.int8),
-        grid=(programs,), grid_names=("program",),
-        scratch_types=[plgpu.SMEM(w1t.shape, _BF16), plgpu.SMEM((GRID ** 3 + 2 * _MARGIN, c0), _BF16),
-                       plgpu.SMEM((3 * 8 * 64 + 2 * _MARGIN, c1), _BF16), plgpu.Barrier()],
+        grid=(programs,), grid_names=("program",), kernel_name="lerp_decode",
+        scratch_types=[plgpu.SMEM(w1t.shape, _BF16), *(plgpu.SMEM(shape, _BF16) for shape in _slot_shapes(c0, c1)),
+                       plgpu.Barrier()],
         compiler_params=plgpu.CompilerParams(lowering_semantics=plgpu.LoweringSemantics.Lane),
         **({"interpret": plgpu.InterpretGPUParams()} if interpret else {}),
     )(i, j, h, w1t, b1, w2t, b2)
