@@ -13,7 +13,7 @@ Implementations (one `implementation=` argument, as in lerpnet.ops.lerp):
 - "xla": the same fused math in one jit (xla.py).
 - "reference": the unfused definition, interpolate -> Autoencoder.decode -> threshold -> pack.
 - None or "auto": "triton" on the GPU where it covers the model, "xla" otherwise.
-`launch=` takes the implementation's frozen launch dataclass (TritonLaunch, XlaLaunch).
+`launch=` takes the implementation's frozen launch dataclass (TritonLaunch, MosaicLaunch, XlaLaunch).
 """
 
 from __future__ import annotations
