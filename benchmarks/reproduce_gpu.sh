@@ -15,8 +15,8 @@
 #                                                     :modelnet_chairs (N = 200, figures), :modelnet_wall (N = 1000, timed)
 #                                                     on that run (LERPNET_RUN=DIR uses another trained run)
 #   study        OUTDIR/train_study/, OUTDIR/fused_agreement/study/, OUTDIR/interpolate/n1000_study_cold_and_warm/{cold,warm_1,warm_2,warm_3}
-#                                                     configs/study.py trained (the study's widths), the fused decoder
-#                                                     checked on it, then the whole
+#                                                     configs/study.py trained (the study's widths), the fused decoders
+#                                                     (Triton, Mosaic GPU, XLA) checked on it, then the whole
 #                                                     :modelnet_wall command on it without timed repeats, on an empty
 #                                                     compilation cache, then three times on the warm one
 #   bench        OUTDIR/bench_model/<device>/         benchmarks.bench_model: training and decoding against PyTorch
@@ -115,9 +115,10 @@ train_and_report() {  # CONFIG RUN OUT: experiments.train on configs/CONFIG.py i
   return $status
 }
 
-agreement() {  # RUN NAME: the fused decoder against the float32 one on RUN's validation paths, in fused_agreement/NAME/
+agreement() {  # RUN NAME [IMPLEMENTATIONS]: the fused decoders against the float32 one on RUN's validation paths,
+  # in fused_agreement/NAME/ (IMPLEMENTATIONS: fused_agreement's default, auto and xla, unless given)
   logged "logs/fused_agreement_$2.log" "${LERPNET_TIMEOUT_AGREEMENT:-600}" "$PYTHON" -m benchmarks.fused_agreement \
-    --run="$1" --workdir="fused_agreement/$2" || return
+    --run="$1" --workdir="fused_agreement/$2" ${3:+--implementations="$3"} || return
   cp "$1/threshold.json" "fused_agreement/$2/"
   relative_paths "fused_agreement/$2"
 }
@@ -154,7 +155,7 @@ part_study() {
   # (N = 1000, every ordered pair) without timed repeats, first on an empty compilation cache, then 3 times warm
   local failed=0 run=runs/study pass dir
   train_and_report study "$run" train_study || return
-  agreement "$run" study || failed=1
+  agreement "$run" study auto,mosaic,xla || failed=1  # the Mosaic GPU kernel covers the study's widths
   rm -rf runs/study_cache
   for pass in cold warm_1 warm_2 warm_3; do
     dir=n1000_study_cold_and_warm/$pass
