@@ -173,9 +173,11 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
         hi, hj = h_ref[i_ref[pair]].astype(jnp.float32), h_ref[j_ref[pair]].astype(jnp.float32)
         lerped[pl.ds(_MARGIN, GRID ** 3), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
 
-        def row_body(d, c):  # row d of the activation, then up2 of the row before it; each written once,
-            pl.when(d < GRID)(lambda: up1_row(d))  # not peeled before and after the loop, which doubled
-            pl.when(d > 0)(lambda: up2_row(item, d - 1))  # the unrolled code and its compile time
+        # row d of the activation, then up2 of the row before it. The first and last rows are branches of
+        # this one body: peeled copies of them doubled the unrolled code and its compiling.
+        def row_body(d, c):
+            pl.when(d < GRID)(lambda: up1_row(d))
+            pl.when(d > 0)(lambda: up2_row(item, d - 1))
             return c
 
         jax.lax.fori_loop(0, GRID + 1, row_body, 0)
