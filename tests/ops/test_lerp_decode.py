@@ -256,6 +256,18 @@ def test_mosaic_covers_what_fits_in_shared_memory():
                     implementation="mosaic")
 
 
+@pytest.mark.parametrize("c0, c1", [STUDY, (16, 16), (32, 16)])
+def test_mosaic_rows_put_one_fragment_loads_rows_in_distinct_banks(c0, c1):
+    """An MMA fragment load reads 16 bytes from each of 8 consecutive rows: with the padded row strides
+    those 8 x 4 banks (of 32, 4 bytes each) are all different, so the load has no bank conflict."""
+    for rows, cols in mosaic._slot_shapes(c0, c1):
+        assert rows % 64 == 0  # zeroed by a warpgroup in whole vectors
+        stride = 2 * cols  # bytes, bf16
+        banks = [(r * stride // 4 + k) % 32 for r in range(8) for k in range(4)]
+        assert len(set(banks)) == 32, (cols, stride)
+    assert mosaic.shared_memory_bytes(*STUDY) <= 227 * 1024
+
+
 def test_default_rule():
     study, params, _ = model_and_latents(2)
     tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
