@@ -70,12 +70,6 @@ def random_voxels(key, n: int, occupancy: float) -> jax.Array:
     return (jax.random.uniform(key, (n, 32, 32, 32)) < occupancy).astype(jnp.float32)
 
 
-def all_ordered_pairs(n: int) -> tuple[jax.Array, jax.Array]:
-    """Algorithm 1's pairs: every ordered (i, j), i == j included (`pair_list`'s "all")."""
-    pairs = jnp.asarray(pair_list(n, "all"))
-    return pairs[:, 0], pairs[:, 1]
-
-
 def width_label(widths) -> str:
     return f"decoder {widths[0]},{widths[1]}"
 
@@ -192,7 +186,7 @@ class Bench:
         cfg = self.cfg
         n = cfg.algorithm1_n[0]
         z = jax.random.normal(jax.random.key(9), (n, 2, 2, 2, 8))
-        i, j = all_ordered_pairs(n)
+        i, j = jnp.asarray(pair_list(n, "all")).T
         for widths in cfg.decoder_widths:
             model, params = self._model(decoder_features=tuple(widths))
             label, flops = width_label(widths), model_flops(model.config)["decode"]
@@ -242,7 +236,7 @@ class Bench:
             x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)
             z = model.apply(params, x, method=models.Autoencoder.encode)
             z = z + jax.random.normal(jax.random.key(5), z.shape)  # untrained encoder: spread the latents
-            i, j = all_ordered_pairs(cfg.check_n)
+            i, j = jnp.asarray(pair_list(cfg.check_n, "all")).T
             ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="reference")
             for name in cfg.implementations:
                 out = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation=name,
@@ -283,7 +277,7 @@ class Bench:
         cfg = self.cfg
         x = random_voxels(jax.random.key(6), n, cfg.occupancy)
         reference = random_voxels(jax.random.key(10), cfg.reference_shapes, cfg.occupancy)  # novelty's training set
-        i, j = all_ordered_pairs(n)
+        i, j = jnp.asarray(pair_list(n, "all")).T
         encode = functools.partial(model.apply, method=models.Autoencoder.encode)
         encode_jit = jax.jit(encode)
         for name in cfg.implementations:
