@@ -18,9 +18,7 @@ from absl import app, flags
 from lerpnet import models
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.ops.lerp_decode import lerp_decode
-from lerpnet.ops.lerp_decode.api import IMPLEMENTATIONS
-
-KERNELS = ("triton", "mosaic")  # the implementations that are one Pallas kernel
+from lerpnet.ops.lerp_decode.api import IMPLEMENTATIONS, KERNELS
 
 _N = flags.DEFINE_integer("n", 4, "latents N; the launch decodes N^2 pairs x 11 steps", lower_bound=1)
 _IMPLEMENTATION = flags.DEFINE_enum("implementation", "triton", KERNELS, "the kernel to run")

@@ -28,6 +28,7 @@ from lerpnet.ops.lerp_decode import mosaic, reference, triton, xla
 from lerpnet.ops.lerp_decode.common import all_pairs_index, step_span, threshold_logit
 
 IMPLEMENTATIONS = {"triton": triton, "mosaic": mosaic, "xla": xla, "reference": reference}
+KERNELS = ("triton", "mosaic")  # the implementations that are one Pallas kernel (interpret mode off the GPU)
 
 
 def default_implementation(model: models.Autoencoder, params, platform: str) -> str:
@@ -71,7 +72,7 @@ def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, 
     span = step_span(steps, step_range)
     logit = threshold_logit(threshold)
     name = _resolve(model, params, implementation, launch)
-    extra = {"interpret": interpret_off_gpu()} if name in ("triton", "mosaic") else {}
+    extra = {"interpret": interpret_off_gpu()} if name in KERNELS else {}
     i, j = jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
     return IMPLEMENTATIONS[name].lerp_decode(model, params, z, i, j, steps=steps, span=span, logit=logit,
                                              launch=launch, **extra)
