@@ -142,13 +142,19 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
         return jnp.where(masks[sh, sw, cols], a, jnp.zeros_like(a))
 
     def up1_row(d):
-        masks.clear()
-        for p, (pd, ph, pw) in enumerate(PARITIES):
+        def parity(p, c):
+            pd, ph, pw = p >> 2, (p >> 1) & 1, p & 1
             acc = cast(jnp.zeros((64, c1), jnp.float32), acc_layout)
+            r = iota((64, c0), 0, lhs)
             for e, (ed, eh, ew) in enumerate(PARITIES):
-                a = view(lerped, _MARGIN + 64 * (d + pd + ed - 1), ph + eh - 1, pw + ew - 1, c0)
+                sh, sw = ph + eh - 1, pw + ew - 1
+                a = load(lerped.at[pl.ds(_MARGIN + 64 * (d + pd + ed - 1) + 8 * sh + sw, 64), pl.ds(0, c0)], lhs)
+                h, w = (r >> 3) + sh, (r & 7) + sw
+                a = jnp.where((h >= 0) & (h < GRID) & (w >= 0) & (w < GRID), a, jnp.zeros_like(a))
                 acc = mma(acc, a, load(w1_smem.at[p, e].T, rhs))
             ring[pl.ds(_RING_MARGIN + 64 * (8 * (d % 3) + p), 64), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
+            return c
+        jax.lax.fori_loop(0, len(PARITIES), parity, 0)
 
     def up2_row(item, m):
         masks.clear()
