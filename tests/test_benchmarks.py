@@ -198,3 +198,12 @@ def test_trace_summary_sums_kernels_by_name_and_counts_overlaps_once():
                     {"where": "device", "name": "fusion", "calls": 1, "total_ms": 1.0},
                     {"where": "host", "name": "score_pairs", "calls": 1, "total_ms": 5.0}]
     assert totals == {"device_busy_ms": 2.5, "device_kernel_ms": 3.0}
+
+
+def test_kernel_versions_loads_each_version_and_names_a_missing_one(tmp_path):
+    from benchmarks.kernel_versions import load_versions
+    (tmp_path / "before.py").write_text((ROOT / "lerpnet" / "ops" / "lerp_decode" / "mosaic.py").read_text())
+    modules = load_versions(tmp_path, ["before"])
+    assert modules["before"].MosaicLaunch().programs == 132 and callable(modules["before"]._lerp_decode)
+    with pytest.raises(FileNotFoundError, match=f"no such version file: {tmp_path}/after.py"):
+        load_versions(tmp_path, ["before", "after"])

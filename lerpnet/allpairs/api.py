@@ -179,13 +179,12 @@ def _compile(model, params, z, inputs, reference, pairs, steps, threshold, imple
                            implementation=implementation, launch=_launch(implementation, i.shape[0]))
 
     def prepare(p, zz, shapes, reference):
+        # the shapes in chunks of indices into all the latents (the last chunk's padding repeats the first
+        # shapes), so that the kernels see the same latents as every other program of the run
         n = zz.shape[0]
         at_once = min(n, _SHAPES_AT_ONCE)
-        chunks = -(-n // at_once)
-        padded = jnp.zeros((chunks * at_once, *zz.shape[1:]), zz.dtype).at[:n].set(zz)
-        ar = jnp.arange(at_once)
-        own = jax.lax.map(lambda c: decode(p, c, ar, ar, step_range=(0, 1)),
-                          padded.reshape(chunks, at_once, *zz.shape[1:]))
+        chunks = jnp.arange(-(-n // at_once) * at_once, dtype=jnp.int32).reshape(-1, at_once) % n
+        own = jax.lax.map(lambda c: decode(p, zz, c, c, step_range=(0, 1)), chunks)
         return own.reshape(-1, 32, 32)[:n], as_packed(shapes), *reference_matrix(reference)
 
     prepare = jax.jit(prepare).lower(*given)

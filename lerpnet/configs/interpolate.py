@@ -26,7 +26,8 @@ Variants:
   shapes (the study's size), timed end to end (encode + decode + threshold + pack + score; median
   of 5 after 1 warm-up) in summary.json["end_to_end"]. One H100, the configs/modelnet_chairs.py
   model: 33.7 ms end to end, 16.7 s for the whole command with a cold compilation cache
-  (results/interpolate/n50).
+  (results/interpolate/n50); the configs/study.py model (decoder widths (16, 32), the Mosaic GPU kernel):
+  13.3 ms (results/interpolate/n50_study_kernels).
 - `modelnet_chairs`: N = 200 ModelNet chairs: every validation chair (84) plus training chairs,
   each labelled with its split; all 19,900 unique pairs in pairs.csv, medians per split pair in
   summary_by_split.md, figures (figure6.png, topk.png, exports/). One H100: 14.3 s for the whole
@@ -38,10 +39,9 @@ Variants:
   chairs. One H100, the configs/modelnet_chairs.py model: 11.07 s end to end, 60.9 s for the whole
   command with a cold compilation cache, 22.1 s of it the two timed repeats (results/interpolate/n1000);
   21.2 s with --config.timing.repeats=0 on a warm cache (results/interpolate/n1000_warm). The
-  configs/study.py model (decoder widths (16, 32)), --config.timing.repeats=0, another H100: 33.2 s
-  with a cold cache, 13.6 s warm (median of 3), 4.93 s of it the stream; 14.4 s of compiling when
-  cold since the block plan's larger probe blocks, on a third H100 (19.6 s before)
-  (results/interpolate/n1000_study_cold_and_warm).
+  configs/study.py model (decoder widths (16, 32)), --config.timing.repeats=0, another H100, the Mosaic GPU
+  kernel (the default there): 22.1 s with a cold cache, 12.6 s warm (median of 3), 2.73 s of it the stream
+  (results/interpolate/n1000_study_mosaic_default; the Triton kernel in the same call: 24.2 s and 12.4 s).
 On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
     lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
         --config.checkpoint_dir=RUN
@@ -94,8 +94,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     cfg.steps = 11  # t = 0, 0.1, ..., 1 (2: the paths are the two shapes alone)
     # A voxel is full where sigmoid(logit) > threshold; None = the run's stored threshold (else 0.5).
     cfg.threshold = ml_collections.config_dict.placeholder(float)
-    # lerpnet.ops.lerp_decode's implementation: "auto" (its default: "triton" on a GPU where it covers the model,
-    # else "xla") | "triton" | "mosaic" | "xla" | "reference"
+    # lerpnet.ops.lerp_decode's implementation: "auto" (its default: on a Hopper GPU "mosaic" where it covers the
+    # model, on a GPU "triton" where it covers it, else "xla") | "triton" | "mosaic" | "xla" | "reference"
     cfg.implementation = "auto"
     cfg.dtype = "float32"  # the latents' dtype: "float32" | "bfloat16"
     cfg.memory_budget_mb = 8192.0  # per device: the block step's arguments, outputs and temporaries

@@ -146,11 +146,11 @@ class TestTritonInterpret(LerpDecodeSuite):
 @pytest.mark.interpret
 class TestMosaicInterpret(LerpDecodeSuite):
     """The Mosaic GPU kernel run by its interpreter (its MMAs as jnp dots): 6 items over 4 programs, or
-    chunks of 2 pairs under lax.map (padded), and a step range with a threshold."""
+    launches of 4 items under lax.map (the last one partly used), and a step range with a threshold."""
 
     cases = [
         Case("mosaic", MosaicLaunch(programs=4)),
-        Case("mosaic", MosaicLaunch(programs=3, chunk=4), activation="leaky_relu", steps=5, step_range=(1, 3),
+        Case("mosaic", MosaicLaunch(programs=3, items=4), activation="leaky_relu", steps=5, step_range=(1, 3),
              threshold=0.3),
     ]
 
@@ -168,7 +168,7 @@ class TestGPU(LerpDecodeSuite):
     cases += [Case(impl, None, features, n=7, steps=11, step_range=(2, 9), threshold=0.3)
               for impl in ("triton", "xla", "auto") for features in (STUDY, CHAIRS)]
     cases += [Case("mosaic", launch, STUDY, activation, n=7, steps=11) for launch, activation in (
-        (None, "relu"), (MosaicLaunch(programs=264, chunk=100), "relu"), (None, "leaky_relu"))]
+        (None, "relu"), (MosaicLaunch(programs=264, items=100), "relu"), (None, "leaky_relu"))]
     cases += [Case("mosaic", None, STUDY, n=7, steps=11, step_range=(2, 9), threshold=0.3)]
 
 
@@ -245,6 +245,23 @@ def test_mosaic_lowers_for_cuda_on_an_abstract_h100(lower_for_h100, activation):
     assert "mosaic_gpu" in text
 
 
+def test_mosaic_calls_on_the_same_latents_share_one_lowered_kernel(lower_for_h100):
+    """An all-pairs run's programs (the shapes' own grids, blocks of any size, the pictures' paths) call the
+    kernel on the same latents with other pairs, steps and thresholds: the kernel is lowered once."""
+    model, params, z = model_and_latents(5, STUDY)
+    mosaic._exported_launch.cache_clear()
+    for p, span, logit in ((3, (0, 1), 0.0), (10, (1, 10), 0.0), (4, (0, 11), 1.5)):
+        i = j = jnp.zeros((p,), jnp.int32)
+        text = lower_for_h100(lambda p_, z_, i_, j_, span=span, logit=logit: mosaic.lerp_decode(
+            model, p_, z_, i_, j_, steps=11, span=span, logit=logit), params, z, i, j)
+        assert text.count("mosaic_gpu_v2") == 1
+    assert mosaic._exported_launch.cache_info()[:2] == (2, 1)  # (hits, misses)
+    other_latents = jnp.zeros((6, 2, 2, 2, 8))
+    lower_for_h100(lambda p_, z_: mosaic.lerp_decode(model, p_, z_, i, j, steps=11, span=(0, 1), logit=0.0),
+                   params, other_latents)
+    assert mosaic._exported_launch.cache_info().misses == 2
+
+
 def test_mosaic_covers_what_fits_in_shared_memory():
     study, params, _ = model_and_latents(2)
     chairs, chairs_params, _ = model_and_latents(2, CHAIRS)
@@ -268,12 +285,16 @@ def test_mosaic_rows_put_one_fragment_loads_rows_in_distinct_banks(c0, c1):
     assert mosaic.shared_memory_bytes(*STUDY) <= 227 * 1024
 
 
-def test_default_rule():
-    study, params, _ = model_and_latents(2)
+@pytest.mark.parametrize("hopper", [True, False])
+def test_default_rule(monkeypatch, hopper):
+    monkeypatch.setattr(mosaic, "on_hopper", lambda: hopper)
+    study, params, _ = model_and_latents(2, STUDY)
+    chairs, chairs_params, _ = model_and_latents(2, CHAIRS)
     tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
     tiny_params = tiny.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
-    assert default_implementation(study, params, "gpu") == "triton"
-    assert default_implementation(tiny, tiny_params, "gpu") == "xla"  # widths the kernel does not cover
+    assert default_implementation(study, params, "gpu") == ("mosaic" if hopper else "triton")
+    assert default_implementation(chairs, chairs_params, "gpu") == "triton"  # (64, 64) does not fit an SM
+    assert default_implementation(tiny, tiny_params, "gpu") == "xla"  # widths no kernel covers
     assert default_implementation(study, params, "cpu") == "xla"
     assert set(IMPLEMENTATIONS) == {"triton", "mosaic", "xla", "reference"}
 
@@ -327,11 +348,11 @@ def test_bad_launches_are_refused(knobs, match):
 
 def test_launches_parse_from_command_line_items_and_name_a_bad_one():
     assert TritonLaunch.parse(["programs=8", "rows=2"]) == TritonLaunch(programs=8, rows=2)
-    assert MosaicLaunch.parse(["chunk=64"]) == MosaicLaunch(chunk=64)
-    with pytest.raises(ValueError, match="launch item 'rows=2' is not k=<integer> for k in chunk, programs"):
+    assert MosaicLaunch.parse(["items=64"]) == MosaicLaunch(items=64)
+    with pytest.raises(ValueError, match="launch item 'rows=2' is not k=<integer> for k in items, programs"):
         MosaicLaunch.parse(["rows=2"])
-    with pytest.raises(ValueError, match="launch item 'chunk=-1' is not k=<integer>"):
-        MosaicLaunch.parse(["chunk=-1"])
+    with pytest.raises(ValueError, match="launch item 'items=-1' is not k=<integer>"):
+        MosaicLaunch.parse(["items=-1"])
     with pytest.raises(ValueError, match="TritonLaunch.rows must be a power of two, got 3"):
         TritonLaunch.parse(["rows=3"])
 

@@ -12,7 +12,8 @@ Implementations (one `implementation=` argument, as in lerpnet.ops.lerp):
   mode off the GPU.
 - "xla": the same fused math in one jit (xla.py).
 - "reference": the unfused definition, interpolate -> Autoencoder.decode -> threshold -> pack.
-- None or "auto": "triton" on the GPU where it covers the model, "xla" otherwise.
+- None or "auto": on a Hopper GPU "mosaic" where it covers the model, on a GPU "triton" where it covers
+  the model, "xla" otherwise.
 `launch=` takes the implementation's frozen launch dataclass (TritonLaunch, MosaicLaunch, XlaLaunch).
 """
 
@@ -32,10 +33,14 @@ KERNELS = ("triton", "mosaic")  # the implementations that are one Pallas kernel
 
 
 def default_implementation(model: models.Autoencoder, params, platform: str) -> str:
-    """The implementation None/"auto" runs: the Triton kernel on the GPU (where it covers the model's
-    activation and widths), else the fused XLA jit (faster than the unfused path everywhere)."""
-    if platform == "gpu" and not triton.unsupported(model.config.activation, params):
-        return "triton"
+    """The implementation None/"auto" runs: on a Hopper GPU the Mosaic GPU kernel where it covers the
+    model's activation and widths (the fastest, results/bench_model/), else the Triton kernel where that
+    covers them, else the fused XLA jit (faster than the unfused path everywhere)."""
+    if platform == "gpu":
+        if mosaic.on_hopper() and not mosaic.unsupported(model.config.activation, params):
+            return "mosaic"
+        if not triton.unsupported(model.config.activation, params):
+            return "triton"
     return "xla"
 
 

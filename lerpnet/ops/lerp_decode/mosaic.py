@@ -11,6 +11,9 @@ Each program (one warpgroup, one per SM) decodes an interpolant at a time, 8-gri
   views (plane, 8-grid shift) is read once and multiplied by the (C1 x 8) weights of each (Q, delta)
   that reads it: 3.4x the useful work instead of 8x; its 27 weight blocks stay in registers;
 - thresholds (the threshold's logit taken off up2's bias) and writes one byte a voxel; XLA packs bits.
+A launch reads its interpolants (i, j, step) from lists and their count from an operand, so that every call
+on the same latents (an all-pairs run's five programs) runs one kernel, lowered once a process and compiled
+once: Mosaic GPU compiles its kernels when a program loads, in every process.
 The kernel is bound by shared-memory reads (Nsight Compute: results/profile/), so the slot's and the
 ring's rows are padded out of bank conflicts and their views are read with ldmatrix.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +34,7 @@ from lerpnet import models
 from lerpnet.bitpack import pack_voxels
 from lerpnet.ops.common import Launch, step_weights
 from lerpnet.ops.lerp_decode.common import (GRID, PARITIES, decoder_channels, decoder_params, fc_rows,
-                                            map_pair_chunks, up1_parity_taps)
+                                            up1_parity_taps)
 
 _BF16 = jnp.bfloat16
 _SHIFTS = tuple(itertools.product((-1, 0, 1), repeat=3))  # up2's tap shifts delta on the 16-grid
@@ -48,11 +52,13 @@ ACTIVATIONS = {"relu": lambda x: jnp.maximum(x, jnp.zeros_like(x)),
 
 @dataclasses.dataclass(frozen=True)
 class MosaicLaunch(Launch):
-    """`programs` persistent programs (one per SM fits the shared memory); at most `chunk` interpolants a
-    kernel call (each leaves the kernel as 32 KiB of bytes before XLA packs it to 4 KiB)."""
+    """`programs` persistent programs (one per SM fits the shared memory) share a kernel launch's `items`
+    interpolants (each leaves the kernel as 32 KiB of bytes before XLA packs it to 4 KiB). A launch reads
+    its interpolants' (i, j, step) from lists and how many there are from an operand, so every call on the
+    same latents with the same steps and launch runs one kernel, whatever its pairs and steps."""
 
     programs: int = 132
-    chunk: int = 65536
+    items: int = 8192
 
 
 LAUNCH = MosaicLaunch
@@ -86,6 +92,12 @@ def unsupported(activation: str, params) -> str:
     return ""
 
 
+def on_hopper() -> bool:
+    """Whether the default device is a Hopper GPU (compute capability 9.x), where the kernel is measured and
+    tested (it needs TMA and an SM's 227 KiB of shared memory)."""
+    return getattr(jax.devices()[0], "compute_capability", "").startswith("9.")
+
+
 def _kernel_weights(params, logit) -> tuple[jax.Array, ...]:
     """w1t (8 parities, 8 taps, C1, C0) and w2t (27 shifts, 8 r, C1) in bf16, stored (n, k) as MMA's
     right operand wants; b1 and b2 (the threshold's logit taken off) float32, broadcast to a tile."""
@@ -115,8 +127,8 @@ def _ops(interpret: bool):
             (lambda shape, dim, layout: plgpu.broadcasted_iota(jnp.int32, shape, dim, layout=layout)))
 
 
-def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_smem, lerped, ring, barrier, *,
-            steps, first, count, total, programs, act, interpret):
+def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_smem, lerped, ring,
+            barrier, *, steps, programs, act, interpret):
     g = jax.lax.axis_index("program")
     c1, c0 = w1_ref.shape[2:]
     lhs, rhs, acc_layout = plgpu.Layout.MMA_LHS(_BF16), plgpu.Layout.MMA_RHS(_BF16), plgpu.Layout.MMA_ACC(_BF16)
@@ -174,9 +186,8 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
 
     def item_body(k, carry):
         item = g + k * programs
-        pair, s = item // count, first + item % count
-        u, t = step_weights(s, steps)
-        hi, hj = h_ref[i_ref[pair]].astype(jnp.float32), h_ref[j_ref[pair]].astype(jnp.float32)
+        u, t = step_weights(s_ref[item], steps)
+        hi, hj = h_ref[i_ref[item]].astype(jnp.float32), h_ref[j_ref[item]].astype(jnp.float32)
         lerped[pl.ds(_MARGIN, GRID ** 3), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
 
         # row d of the activation, then up2 of the row before it. The first and last rows are branches of
@@ -189,28 +200,51 @@ def _kernel(i_ref, j_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_ref, out_ref, w1_sme
         jax.lax.fori_loop(0, GRID + 1, row_body, 0)
         return carry
 
-    jax.lax.fori_loop(0, (total - g + programs - 1) // programs, item_body, 0)
+    jax.lax.fori_loop(0, (count_ref[0] - g + programs - 1) // programs, item_body, 0)
 
 
-def _decode_chunk(h, weights, i, j, *, steps, first, count, programs, act, interpret):
-    """One kernel call: bytes (P * count, 8 md, 8 Q, 64 (mh, mw), 8 r) -> packed (P, count, 32, 32)."""
-    w1t, b1, w2t, b2 = weights
+def _launch(count, i, j, s, h, w1t, b1, w2t, b2, *, steps, programs, act, interpret):
+    """One kernel launch: interpolants 0..count-1 of the lists (i, j, s), as bytes (items, 8 md, 8 Q,
+    64 (mh, mw), 8 r); the rows from `count` on are left unwritten."""
     c0, c1 = h.shape[-1], w1t.shape[2]
-    total = i.shape[0] * count
-    kernel = functools.partial(_kernel, steps=steps, first=first, count=count, total=total, programs=programs,
-                               act=act, interpret=interpret)
-    raw = plgpu.kernel(
+    kernel = functools.partial(_kernel, steps=steps, programs=programs, act=act, interpret=interpret)
+    return plgpu.kernel(
         kernel,
-        out_type=jax.ShapeDtypeStruct((total, GRID, 8, 64, 8), jnp.int8),
+        out_type=jax.ShapeDtypeStruct((i.shape[0], GRID, 8, 64, 8), jnp.int8),
         grid=(programs,), grid_names=("program",), kernel_name="lerp_decode",
         scratch_types=[plgpu.SMEM(w1t.shape, _BF16), *(plgpu.SMEM(shape, _BF16) for shape in _slot_shapes(c0, c1)),
                        plgpu.Barrier()],
         compiler_params=plgpu.CompilerParams(lowering_semantics=plgpu.LoweringSemantics.Lane),
         **({"interpret": plgpu.InterpretGPUParams()} if interpret else {}),
-    )(i, j, h, w1t, b1, w2t, b2)
+    )(count, i, j, s, h, w1t, b1, w2t, b2)
+
+
+_EXPORTED_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=16)
+def _exported_launch(operands: tuple[jax.ShapeDtypeStruct, ...], steps: int, programs: int,
+                     activation: str) -> jax.export.Exported:
+    """The launch lowered once a process for these operand shapes: every program that holds it (a run
+    compiles several, each calling the kernel with the same operands) inlines this lowering instead of
+    lowering the unrolled kernel in Python again, and all of them run one compiled kernel."""
+    launch = functools.partial(_launch, steps=steps, programs=programs, act=ACTIVATIONS[activation], interpret=False)
+    return jax.export.export(jax.jit(launch), platforms=("cuda",))(*operands)
+
+
+def _launcher(operands: tuple, steps: int, programs: int, activation: str, interpret: bool):
+    if interpret:
+        return functools.partial(_launch, steps=steps, programs=programs, act=ACTIVATIONS[activation], interpret=True)
+    specs = tuple(jax.ShapeDtypeStruct(x.shape, x.dtype) for x in operands)
+    with _EXPORTED_LOCK:  # a program's compiles run side by side: the first lowers, the others wait for it
+        return _exported_launch(specs, steps, programs, activation).call
+
+
+def _packed(raw: jax.Array) -> jax.Array:
+    """Bytes (items, 8 md, 8 Q, 64 (mh, mw), 8 r) -> packed (items, 32, 32)."""
     # raw[., md, (Qd, Qh, Qw), (mh, mw), (rd, rh, rw)] is voxel (4 md + 2 Qd + rd, 4 mh + 2 Qh + rh, 4 mw + 2 Qw + rw)
-    voxels = raw.reshape(total, 8, 2, 2, 2, 8, 8, 2, 2, 2).transpose(0, 1, 2, 7, 5, 3, 8, 6, 4, 9)
-    return pack_voxels(voxels.reshape(-1, count, 32, 32, 32) > 0)
+    voxels = raw.reshape(-1, 8, 2, 2, 2, 8, 8, 2, 2, 2).transpose(0, 1, 2, 7, 5, 3, 8, 6, 4, 9)
+    return pack_voxels(voxels.reshape(-1, 32, 32, 32) > 0)
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "span", "activation", "launch", "interpret"))
@@ -220,13 +254,17 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
     h = h.reshape(h.shape[0], GRID ** 3, h.shape[-1])
     weights = _kernel_weights(params, logit)
     first, stop = span
-    count = stop - first
-    p = i.shape[0]
-    chunk = max(1, min(p, launch.chunk // count))
-    decode = functools.partial(_decode_chunk, h, weights, steps=steps, first=first, count=count,
-                               programs=min(launch.programs, chunk * count), act=ACTIVATIONS[activation],
-                               interpret=interpret)
-    return map_pair_chunks(decode, i, j, chunk)
+    count, p = stop - first, i.shape[0]
+    # the interpolants (i, j, step), pair by pair, cut into launches of `launch.items` (the last one partly used)
+    total = p * count
+    launches = -(-total // launch.items)
+    lists = [jnp.pad(x, (0, launches * launch.items - total)).reshape(launches, launch.items)
+             for x in (jnp.repeat(i, count), jnp.repeat(j, count), jnp.tile(jnp.arange(first, stop, dtype=jnp.int32), p))]
+    used = jnp.minimum(total - launch.items * jnp.arange(launches, dtype=jnp.int32), launch.items)[:, None]
+    operands = (used[0], *(x[0] for x in lists), h, *weights)
+    run = _launcher(operands, steps, launch.programs, activation, interpret)
+    packed = jax.lax.map(lambda a: _packed(run(*a, h, *weights)), (used, *lists))
+    return packed.reshape(-1, 32, 32)[:total].reshape(p, count, 32, 32)
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
