@@ -248,9 +248,11 @@ def test_parameters_that_give_nan_latents_are_refused_before_any_work(trained_ru
 
 
 def test_an_interrupt_is_one_line_and_the_rerun_resumes(trained_run, tmp_path):
+    # 24 shapes: 35 blocks of 8 pairs, seconds of work after plan.json for the interrupt to land in even on a
+    # loaded machine (with 12 shapes a run under load once finished before it)
     workdir = tmp_path / "interp"
     cmd = [sys.executable, "-m", "experiments.interpolate", "--config=configs/interpolate.py:smoke",
-           f"--workdir={workdir}", f"--config.checkpoint_dir={trained_run}", "--config.num_shapes=12"]
+           f"--workdir={workdir}", f"--config.checkpoint_dir={trained_run}", "--config.num_shapes=24"]
     env = dict(os.environ, LERPNET_CACHE=str(tmp_path / "cache"))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -261,6 +263,6 @@ def test_an_interrupt_is_one_line_and_the_rerun_resumes(trained_run, tmp_path):
     assert proc.returncode != 0, "the run finished before it could be interrupted"
     assert stderr.strip().splitlines()[-1] == "interrupted: rerun to resume" and "Traceback" not in stderr
     finished = len(list((workdir / "blocks").glob("block_*.npz")))  # whole files only: written atomically
-    summary = interpolate_and_evaluate(smoke_config(trained_run, num_shapes=12), workdir)
-    assert summary["num_pairs"] == 66 and summary["num_blocks"] == 9
-    assert summary["blocks_computed_now"] == 9 - finished
+    summary = interpolate_and_evaluate(smoke_config(trained_run, num_shapes=24), workdir)
+    assert summary["num_pairs"] == 276 and summary["num_blocks"] == 35
+    assert summary["blocks_computed_now"] == 35 - finished
