@@ -262,6 +262,27 @@ def test_mosaic_calls_on_the_same_latents_share_one_lowered_kernel(lower_for_h10
     assert mosaic._exported_launch.cache_info().misses == 2
 
 
+def test_mosaic_lowers_for_cuda_inside_a_two_device_shard_map():
+    """score_pairs shards its blocks over a process's devices: the once-lowered kernel is inlined into each
+    device's share (an exported one-device function may be called in any device context)."""
+    from tests.conftest import H100
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    model, params, z = model_and_latents(5, STUDY)
+    mesh = jax.sharding.AbstractMesh((2,), ("pairs",), abstract_device=H100)
+    decode = jax.shard_map(lambda p, zz, i, j: mosaic.lerp_decode(model, p, zz, i, j, steps=11, span=(1, 10), logit=0.0),
+                           mesh=mesh, in_specs=(P(), P(), P("pairs"), P("pairs")), out_specs=P("pairs"), check_vma=False)
+
+    def spec(x, partition):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(mesh, partition))
+
+    pairs = jnp.zeros((16,), jnp.int32)
+    with jax.sharding.use_abstract_mesh(mesh):
+        text = jax.jit(decode).trace(jax.tree.map(lambda a: spec(a, P()), params), spec(z, P()),
+                                     spec(pairs, P("pairs")), spec(pairs, P("pairs"))).lower(
+            lowering_platforms=("cuda",)).as_text()
+    assert text.count("mosaic_gpu_v2") == 1 and "mhlo.num_partitions = 2" in text
+
+
 def test_mosaic_covers_what_fits_in_shared_memory():
     study, params, _ = model_and_latents(2)
     chairs, chairs_params, _ = model_and_latents(2, CHAIRS)
