@@ -116,8 +116,17 @@ class Plan:
         return out
 
     def operands(self, *operands) -> tuple:
-        """Place the per-run operands on every device (replicated), as the step expects them."""
-        return jax.device_put(operands, NamedSharding(self.mesh, P()))
+        """Place the per-run operands on every device (replicated), as the step expects them. An array
+        already placed so (on a one-device mesh, any array on that device) is passed as it is: placing the
+        parameters again at every call was host time the device waited through at small N."""
+        replicated = NamedSharding(self.mesh, P())
+
+        def placed(x):
+            if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(replicated, x.ndim):
+                return x
+            return jax.device_put(x, replicated)
+
+        return jax.tree.map(placed, operands)
 
     def pairs(self, block: np.ndarray) -> jax.Array:
         """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices: one

@@ -61,6 +61,17 @@ def test_a_block_comes_back_as_one_array_that_holds_every_score_unchanged():
         np.testing.assert_array_equal(got[key], np.asarray(value), err_msg=key)
 
 
+def test_operands_already_on_the_one_device_mesh_are_not_placed_again():
+    pairs = np.array([[0, 1], [4, 3], [2, 2]], np.int32)
+    plan = plan_blocks(STEP, operand_specs(), 8, block_pairs=8, memory_budget_bytes=2**30, mesh=device_mesh(1))
+    on_device = jax.tree.map(jnp.asarray, OPERANDS)
+    placed = plan.operands(*on_device)
+    assert all(a is b for a, b in zip(jax.tree.leaves(placed), jax.tree.leaves(on_device)))
+    from_host = plan.operands(*jax.tree.map(np.asarray, OPERANDS))  # host arrays are placed
+    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(from_host))
+    np.testing.assert_array_equal(plan.step(*placed, plan.pairs(pairs)), plan.step(*from_host, plan.pairs(pairs)))
+
+
 def test_a_score_that_is_not_32_bit_is_refused_by_name():
     with pytest.raises(TypeError, match="'flag' is bool"):
         plan_module._as_rows({"flag": jnp.zeros((4,), bool)})
