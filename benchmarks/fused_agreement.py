@@ -22,13 +22,12 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from lerpnet import console, models
-from lerpnet.allpairs.api import resolve_implementation
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.data import load_dataset
 from lerpnet.device import device_info
 from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, lerp_decode, reference
-from lerpnet.ops.lerp_decode.api import unknown_implementations
+from lerpnet.ops.lerp_decode.api import resolve_implementation, unknown_implementations
 from lerpnet.ops.lerp_decode.common import threshold_logit
 from lerpnet.tables import write_table
 from lerpnet.workdir import load_run

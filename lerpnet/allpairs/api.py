@@ -28,7 +28,8 @@ from lerpnet.allpairs.shapes import PAIR_MODES, pair_list
 from lerpnet.allpairs.stream import Segment, Store, stream_blocks, stream_share
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.models import Autoencoder
-from lerpnet.ops.lerp_decode import IMPLEMENTATIONS, XlaLaunch, default_implementation, lerp_decode
+from lerpnet.ops.lerp_decode import XlaLaunch, lerp_decode
+from lerpnet.ops.lerp_decode.api import resolve_implementation
 
 _SHAPES_AT_ONCE = 256  # the N shapes' own grids are decoded at most this many at a time
 _COMPILED: dict[tuple, "_Compiled"] = {}  # by what the compiled code depends on; a repeated call compiles nothing
@@ -59,15 +60,6 @@ class _Compiled:
     prepare: jax.stages.Compiled
     pairs: Plan  # unique pairs i < j
     diagonal: Plan | None  # the constant paths (i, i), "all" mode only
-
-
-def resolve_implementation(model: Autoencoder, params, implementation: str | None) -> str:
-    """The lerp_decode implementation a name means here (None/"auto": the fastest correct one)."""
-    if implementation in (None, "auto"):
-        return default_implementation(model, params, jax.default_backend())
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {tuple(IMPLEMENTATIONS)} or 'auto', got {implementation!r}")
-    return implementation
 
 
 def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str = "all", steps: int = 11,

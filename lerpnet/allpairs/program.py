@@ -23,7 +23,7 @@ from absl import logging
 from lerpnet import distributed
 from lerpnet import files as writers
 from lerpnet.allpairs import reports
-from lerpnet.allpairs.api import PairScores, path_grids, resolve_implementation, score_pairs
+from lerpnet.allpairs.api import PairScores, path_grids, score_pairs
 from lerpnet.allpairs.gallery import write_gallery
 from lerpnet.allpairs.scores import as_packed, by_split, medians, plausible
 from lerpnet.allpairs.shapes import Shapes, dataset_parts, encode_shapes, pairs_by_id, select_shapes
@@ -32,6 +32,7 @@ from lerpnet.configs import interpolate as interpolate_config
 from lerpnet.data import dataset_config, load_dataset
 from lerpnet.device import device_info
 from lerpnet.models import Autoencoder
+from lerpnet.ops.lerp_decode.api import resolve_implementation
 from lerpnet.timing import Laps, time_calls
 from lerpnet.workdir import POOR_VAL_IOU, Run, load_run
 

@@ -49,12 +49,18 @@ def unknown_implementations(names) -> list:
     return [name for name in names if name not in (None, "auto") and name not in IMPLEMENTATIONS]
 
 
-def _resolve(model, params, implementation: str | None, launch) -> str:
+def resolve_implementation(model: models.Autoencoder, params, implementation: str | None) -> str:
+    """The implementation a name means here (None/"auto": `default_implementation` on this backend)."""
     if implementation in (None, "auto"):
-        implementation = default_implementation(model, params, jax.default_backend())
+        return default_implementation(model, params, jax.default_backend())
     if unknown_implementations([implementation]):
-        raise ValueError(f"unknown implementation {implementation!r}; choose one of "
+        raise ValueError(f"unknown implementation {implementation!r}: implementation must be one of "
                          f"{', '.join(IMPLEMENTATIONS)}, or None / 'auto'")
+    return implementation
+
+
+def _resolve(model, params, implementation: str | None, launch) -> str:
+    implementation = resolve_implementation(model, params, implementation)
     expected = IMPLEMENTATIONS[implementation].LAUNCH
     if launch is not None and (expected is None or not isinstance(launch, expected)):
         want = "no launch" if expected is None else expected.__name__
