@@ -48,19 +48,6 @@ def fc_rows(params, z: jax.Array) -> jax.Array:
     return h.reshape(n, GRID, GRID, GRID, -1)
 
 
-def map_pair_chunks(decode, i: jax.Array, j: jax.Array, chunk: int) -> jax.Array:
-    """`decode(i_c, j_c)` -> (len(i_c), ...) over the pairs in chunks of `chunk` under `lax.map` (the last
-    chunk padded with the pair (0, 0)), so one chunk's intermediates live at a time: (P, ...). At most
-    `chunk` pairs: one direct call, nothing padded."""
-    p = i.shape[0]
-    if chunk >= p:
-        return decode(i, j)
-    pad = -p % chunk
-    ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
-    out = jax.lax.map(lambda c: decode(c[:, 0], c[:, 1]), ij)
-    return out.reshape(-1, *out.shape[2:])[:p]
-
-
 def threshold_logit(threshold) -> float:
     """The logit log(t / (1 - t)) above which a voxel is on: sigmoid(logit) > t."""
     if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool) or not 0 < threshold < 1:

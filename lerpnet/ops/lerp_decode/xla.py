@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from lerpnet import layers, models
 from lerpnet.bitpack import pack_voxels
 from lerpnet.ops.common import Launch, step_weights
-from lerpnet.ops.lerp_decode.common import decoder_params, fc_rows, map_pair_chunks
+from lerpnet.ops.lerp_decode.common import decoder_params, fc_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,19 @@ class XlaLaunch(Launch):
 
 
 LAUNCH = XlaLaunch
+
+
+def _map_pair_chunks(decode, i: jax.Array, j: jax.Array, chunk: int) -> jax.Array:
+    """`decode(i_c, j_c)` -> (len(i_c), ...) over the pairs in chunks of `chunk` under `lax.map` (the last
+    chunk padded with the pair (0, 0)), so one chunk's intermediates live at a time: (P, ...). At most
+    `chunk` pairs: one direct call, nothing padded."""
+    p = i.shape[0]
+    if chunk >= p:
+        return decode(i, j)
+    pad = -p % chunk
+    ij = jnp.stack([jnp.pad(i, (0, pad)), jnp.pad(j, (0, pad))], -1).reshape(-1, chunk, 2)
+    out = jax.lax.map(lambda c: decode(c[:, 0], c[:, 1]), ij)
+    return out.reshape(-1, *out.shape[2:])[:p]
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "span", "activation", "launch"))
@@ -45,7 +58,7 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
         logits = layers.subpixel_conv_transpose(x, w2, 2)[..., 0].astype(jnp.float32) + dec["up2"]["bias"][0]
         return pack_voxels(logits > logit).reshape(len(i_c), stop - first, 32, 32)
 
-    return map_pair_chunks(one_chunk, i, j, launch.chunk)
+    return _map_pair_chunks(one_chunk, i, j, launch.chunk)
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
