@@ -140,31 +140,33 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
     plgpu.barrier_wait(barrier)
     w2 = [load(w2_ref.at[k].T, rhs, optimized=False) for k in range(len(_SHIFTS))]  # from global memory
     b1, b2 = load(b1_ref, acc_layout, optimized=False), load(b2_ref, acc_layout, optimized=False)
-    masks = {}  # per traced row: the rows of a view that stay inside the plane, one mask per shift
+    masks = {}  # per traced row: the rows of a view that stay inside the plane, one mask per static shift
+
+    def inside(sh, sw, cols):
+        r = iota((64, cols), 0, lhs)
+        h, w = (r >> 3) + sh, (r & 7) + sw
+        return (h >= 0) & (h < GRID) & (w >= 0) & (w < GRID)
 
     def view(ref, base, sh, sw, cols):
-        """The 64 rows of the plane at `base` seen from (h + sh, w + sw), zero where that leaves it."""
+        """The 64 rows of the plane at `base` seen from (h + sh, w + sw), zero where that leaves it. Shifts
+        known when tracing share one mask a row; traced shifts (up1's looped parities) compute theirs."""
         a = load(ref.at[pl.ds(base + 8 * sh + sw, 64), pl.ds(0, cols)], lhs)
-        if not (sh or sw):
-            return a
-        if (sh, sw, cols) not in masks:
-            r = iota((64, cols), 0, lhs)
-            h, w = (r >> 3) + sh, (r & 7) + sw
-            masks[sh, sw, cols] = (h >= 0) & (h < GRID) & (w >= 0) & (w < GRID)
-        return jnp.where(masks[sh, sw, cols], a, jnp.zeros_like(a))
+        if isinstance(sh, int) and isinstance(sw, int):
+            if not (sh or sw):
+                return a
+            if (sh, sw, cols) not in masks:
+                masks[sh, sw, cols] = inside(sh, sw, cols)
+            return jnp.where(masks[sh, sw, cols], a, jnp.zeros_like(a))
+        return jnp.where(inside(sh, sw, cols), a, jnp.zeros_like(a))
 
     def up1_row(d):
         # the output parities are a loop, not unrolled: a third less lowering and 40% less compiling for the
-        # same speed (results/bench_model/nvidia_h100_mosaic_rolled/); each computes its taps' masks
+        # same speed (results/bench_model/nvidia_h100_mosaic_rolled/)
         def parity(p, c):
             pd, ph, pw = p >> 2, (p >> 1) & 1, p & 1
             acc = cast(jnp.zeros((64, c1), jnp.float32), acc_layout)
-            r = iota((64, c0), 0, lhs)
             for e, (ed, eh, ew) in enumerate(PARITIES):
-                sh, sw = ph + eh - 1, pw + ew - 1
-                a = load(lerped.at[pl.ds(_MARGIN + 64 * (d + pd + ed - 1) + 8 * sh + sw, 64), pl.ds(0, c0)], lhs)
-                h, w = (r >> 3) + sh, (r & 7) + sw
-                a = jnp.where((h >= 0) & (h < GRID) & (w >= 0) & (w < GRID), a, jnp.zeros_like(a))
+                a = view(lerped, _MARGIN + 64 * (d + pd + ed - 1), ph + eh - 1, pw + ew - 1, c0)
                 acc = mma(acc, a, load(w1_smem.at[p, e].T, rhs))
             ring[pl.ds(_RING_MARGIN + 64 * (8 * (d % 3) + p), 64), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
             return c
