@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from benchmarks import fast_layers
 from lerpnet import models
@@ -21,6 +23,7 @@ from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, MosaicLaunch, TritonLaunch
                                      lerp_decode, lerp_decode_all_pairs)
 from lerpnet.ops.lerp_decode import mosaic, triton
 from lerpnet.ops.lerp_decode.common import threshold_logit
+from tests.conftest import H100
 
 STUDY, CHAIRS = (16, 32), (64, 64)  # decoder_features of the study and of configs/modelnet_chairs.py
 
@@ -265,8 +268,6 @@ def test_mosaic_calls_on_the_same_latents_share_one_lowered_kernel(lower_for_h10
 def test_mosaic_lowers_for_cuda_inside_a_two_device_shard_map():
     """score_pairs shards its blocks over a process's devices: the once-lowered kernel is inlined into each
     device's share (an exported one-device function may be called in any device context)."""
-    from tests.conftest import H100
-    from jax.sharding import NamedSharding, PartitionSpec as P
     model, params, z = model_and_latents(5, STUDY)
     mesh = jax.sharding.AbstractMesh((2,), ("pairs",), abstract_device=H100)
     decode = jax.shard_map(lambda p, zz, i, j: mosaic.lerp_decode(model, p, zz, i, j, steps=11, span=(1, 10), logit=0.0),
