@@ -129,11 +129,19 @@ class Plan:
         return jax.tree.map(placed, operands)
 
     def pairs(self, block: np.ndarray) -> jax.Array:
-        """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices: one
-        transfer, the step's last operand."""
-        padded = np.zeros((self.block_pairs, 2), np.int32)
-        padded[: len(block)] = block
-        return jax.device_put(padded, NamedSharding(self.mesh, P(AXIS)))
+        """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices: the step's
+        last operand (`put_pairs` puts several blocks in one transfer)."""
+        return put_pairs([(self, block)])[0]
+
+
+def put_pairs(blocks: list[tuple[Plan, np.ndarray]]) -> list[jax.Array]:
+    """Blocks of pairs, each (K <= its plan's block_pairs, 2), padded to its plan's block_pairs and sharded over
+    its plan's devices, in one transfer: each transfer is a wait the host sits through (results/profile/score_pairs/)."""
+    padded = []
+    for plan, block in blocks:
+        padded.append(np.zeros((plan.block_pairs, 2), np.int32))
+        padded[-1][: len(block)] = block
+    return jax.device_put(padded, [NamedSharding(plan.mesh, P(AXIS)) for plan, _ in blocks])
 
 
 def device_mesh(num_devices: int = 0) -> Mesh:

@@ -111,9 +111,12 @@ def pairs_by_id(spec: str, ids: tuple[str, ...]) -> list[tuple[int, int]]:
 
 
 def encode_shapes(encode: Callable, params, voxels, batch: int) -> jax.Array:
-    """Latents (N, *latent) of N grids by a jitted `encode(params, x)`, `batch` at a time (padded, so
-    one compile serves every N)."""
-    voxels = jnp.asarray(voxels)
+    """Latents (N, *latent) of N grids by a jitted `encode(params, x)`: N <= `batch` in one call, more
+    `batch` at a time (the last batch padded, so one compile serves every larger N). Small N is not padded
+    to `batch`: at N = 50 encoding 256 grids would be five times the work of the encode it times."""
+    voxels = jnp.asarray(voxels, bool)
     n = len(voxels)
+    if n <= batch:
+        return encode(params, voxels)
     padded = jnp.zeros((-(-n // batch) * batch, *voxels.shape[1:]), bool).at[:n].set(voxels)
     return jnp.concatenate([encode(params, padded[k : k + batch]) for k in range(0, len(padded), batch)])[:n]

@@ -20,7 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from lerpnet import distributed
-from lerpnet.allpairs.plan import Plan, num_blocks
+from lerpnet.allpairs.plan import Plan, num_blocks, put_pairs
+
+_PUT_AHEAD = 8  # blocks whose pairs go to the devices in one transfer
 
 
 class Store(Protocol):
@@ -123,14 +125,19 @@ def _computed(segments: Sequence[Segment], operands: tuple, chunks: list[list[np
               todo: list[tuple[int, int]], store: Store | None) -> Iterator[tuple[tuple[int, int], dict[str, np.ndarray]]]:
     """((s, k), the host scores of segment s's chunk k) for each of `todo` in order, each saved to the
     store by a background thread; the next block, of whichever segment, is dispatched before this one
-    is fetched."""
+    is fetched, and each block's copy to the host is queued as it is dispatched. Each transfer is a wait
+    the host sits through (results/profile/score_pairs/), so pairs go to the devices `_PUT_AHEAD` blocks
+    at a time."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
-        writes, pending = [], None
-        for job in [*todo, None]:
+        writes, pending, placed = [], None, {}
+        for n, job in enumerate([*todo, None]):
             scores = None
             if job is not None:
-                plan = segments[job[0]].plan
-                scores = plan.step(*operands, plan.pairs(chunks[job[0]][job[1]]))
+                if job not in placed:  # this block's pairs and the next ones', in one transfer
+                    ahead = todo[n : n + _PUT_AHEAD]
+                    placed.update(zip(ahead, put_pairs([(segments[s].plan, chunks[s][k]) for s, k in ahead])))
+                scores = segments[job[0]].plan.step(*operands, placed.pop(job))
+                scores.copy_to_host_async()  # queued behind the step, so the fetch below need not start it
             if pending is not None:
                 (s, k), queued = pending
                 rows = chunks[s][k]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lerpnet.allpairs.shapes import dataset_parts, pair_list, pairs_by_id, select_shapes
+from lerpnet.allpairs.shapes import dataset_parts, encode_shapes, pair_list, pairs_by_id, select_shapes
 from lerpnet.configs.interpolate import get_config
 from lerpnet.data import Dataset
 
@@ -53,3 +53,20 @@ def test_shapenet_files_are_turned_z_up_and_named_by_their_model_id(tmp_path):
     config.up_axis = "z"  # said explicitly, it wins
     stored = select_shapes(config, 0, {}, files=(str(shapenet), str(tmp_path / "mine.binvox")))
     np.testing.assert_array_equal(stored.voxels[0], to_z_up(chair, "y"))
+
+
+@pytest.mark.parametrize("n, batch, calls", [(5, 8, [5]), (8, 8, [8]), (11, 4, [4, 4, 4])])
+def test_encode_shapes_batches_only_past_the_batch_and_keeps_the_order(n, batch, calls):
+    """N <= batch is one call on the N grids (no padding to the batch); more are `batch` a call."""
+    seen = []
+
+    def encode(params, x):
+        seen.append(x.shape[0])
+        return params * x.reshape(len(x), -1).sum(axis=1)[:, None].astype(np.float32)
+
+    voxels = np.zeros((n, 4, 4, 4), bool)
+    for k in range(n):
+        voxels[k].flat[:k] = True
+    z = encode_shapes(encode, np.float32(2.0), voxels, batch)
+    assert seen == calls
+    np.testing.assert_array_equal(np.asarray(z)[:, 0], 2.0 * np.arange(n))

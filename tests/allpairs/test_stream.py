@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lerpnet import files
-from lerpnet.allpairs.plan import device_mesh, num_blocks, plan_blocks
+from lerpnet.allpairs import stream as stream_module
+from lerpnet.allpairs.plan import device_mesh, num_blocks, plan_blocks, put_pairs
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.allpairs.store import BlockStore, content_hash
 from lerpnet.allpairs.stream import Segment, StreamStats, stream_blocks
@@ -55,10 +56,7 @@ class _Recorder:
     """A stand-in plan that logs when each block is dispatched and fetched."""
 
     def __init__(self, name, log, block_pairs):
-        self.name, self.log, self.block_pairs = name, log, block_pairs
-
-    def pairs(self, rows):
-        return rows
+        self.name, self.log, self.block_pairs, self.mesh = name, log, block_pairs, device_mesh(1)
 
     def step(self, *operands_and_rows):
         self.log.append(("dispatch", self.name, int(operands_and_rows[-1][0, 0])))
@@ -69,11 +67,13 @@ class _Recorder:
         return {"first": np.asarray(rows)[:count, 0]}
 
 
-def test_segments_are_one_queue_the_next_block_dispatched_before_the_last_is_fetched(tmp_path):
+def test_segments_are_one_queue_the_next_block_dispatched_before_the_last_is_fetched(tmp_path, monkeypatch):
     log, pairs = [], np.arange(12, dtype=np.int32).reshape(6, 2)
     segments = [Segment(_Recorder("unique", log, 4), pairs), Segment(_Recorder("constant", log, 4), pairs[:2], 2)]
-    sunk = []
+    sunk, puts = [], []
+    monkeypatch.setattr(stream_module, "put_pairs", lambda blocks: puts.append(len(blocks)) or put_pairs(blocks))
     results = stream_blocks(segments, (), sink=lambda rows, part: sunk.append(part["first"].tolist()))
+    assert puts == [3]  # every block's pairs in one transfer
     # the constant paths' block is queued before the last block of the pairs is fetched: no idle device between them
     assert log == [("dispatch", "unique", 0), ("dispatch", "unique", 8), ("fetch", "unique", 0),
                    ("dispatch", "constant", 0), ("fetch", "unique", 8), ("fetch", "constant", 0)]
