@@ -59,12 +59,20 @@ class _Recorder:
         self.name, self.log, self.block_pairs, self.mesh = name, log, block_pairs, device_mesh(1)
 
     def step(self, *operands_and_rows):
-        self.log.append(("dispatch", self.name, int(operands_and_rows[-1][0, 0])))
-        return operands_and_rows[-1]
+        rows = np.asarray(operands_and_rows[-1])
+        self.log.append(("dispatch", self.name, int(rows[0, 0])))
+        return _Rows(rows, lambda: self.log.append(("copy", self.name, int(rows[0, 0]))))
 
     def host_scores(self, rows, count):
-        self.log.append(("fetch", self.name, int(rows[0, 0])))
-        return {"first": np.asarray(rows)[:count, 0]}
+        self.log.append(("fetch", self.name, int(rows.rows[0, 0])))
+        return {"first": rows.rows[:count, 0]}
+
+
+class _Rows:
+    """A stand-in step output that logs when its copy to the host is queued."""
+
+    def __init__(self, rows, on_copy):
+        self.rows, self.copy_to_host_async = rows, on_copy
 
 
 def test_segments_are_one_queue_the_next_block_dispatched_before_the_last_is_fetched(tmp_path, monkeypatch):
@@ -74,9 +82,11 @@ def test_segments_are_one_queue_the_next_block_dispatched_before_the_last_is_fet
     monkeypatch.setattr(stream_module, "put_pairs", lambda blocks: puts.append(len(blocks)) or put_pairs(blocks))
     results = stream_blocks(segments, (), sink=lambda rows, part: sunk.append(part["first"].tolist()))
     assert puts == [3]  # every block's pairs in one transfer
-    # the constant paths' block is queued before the last block of the pairs is fetched: no idle device between them
-    assert log == [("dispatch", "unique", 0), ("dispatch", "unique", 8), ("fetch", "unique", 0),
-                   ("dispatch", "constant", 0), ("fetch", "unique", 8), ("fetch", "constant", 0)]
+    # the constant paths' block is queued before the last block of the pairs is fetched: no idle device between
+    # them; each block's copy back is queued as it is dispatched, not when it is fetched
+    assert log == [("dispatch", "unique", 0), ("copy", "unique", 0), ("dispatch", "unique", 8), ("copy", "unique", 8),
+                   ("fetch", "unique", 0), ("dispatch", "constant", 0), ("copy", "constant", 0),
+                   ("fetch", "unique", 8), ("fetch", "constant", 0)]
     assert sunk == [[0, 2, 4, 6], [8, 10], [0, 2]]
     assert [stats for _, stats in results] == [StreamStats(2, 2, 6), StreamStats(1, 1, 2)]
     with BlockStore(tmp_path, FINGERPRINT, 4) as store:
