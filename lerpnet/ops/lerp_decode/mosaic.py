@@ -16,8 +16,9 @@ Each program (one warpgroup, one per SM) decodes an interpolant at a time, 8-gri
 A launch reads its interpolants (i, j, step) from lists and their count from an operand, so that every call
 on the same latents (an all-pairs run's five programs) runs one kernel, lowered once a process and compiled
 once: Mosaic GPU compiles its kernels when a program loads, in every process.
-The kernel is bound by shared-memory reads (Nsight Compute: results/profile/), so the slot's and the
-ring's rows are padded out of bank conflicts and their views are read with ldmatrix.
+The slot's and the ring's rows are padded out of shared-memory bank conflicts and their views read with
+ldmatrix: unpadded, the kernel was bound by shared-memory reads; now it is bound by latency, one warpgroup
+an SM waiting on its own instructions, the most frequent of them the views' masking (results/profile/).
 """
 
 from __future__ import annotations
