@@ -100,6 +100,16 @@ def test_segments_are_one_queue_the_next_block_dispatched_before_the_last_is_fet
     np.testing.assert_array_equal(first[0][0]["first"], [0, 2, 4, 6, 8, 10])
 
 
+def test_pairs_go_to_the_devices_a_window_of_blocks_a_transfer(monkeypatch):
+    """Blocks' pairs are put `_PUT_AHEAD` blocks a transfer, each block's before its dispatch, in order."""
+    log, pairs = [], np.arange(22, dtype=np.int32).reshape(11, 2)
+    puts = []
+    monkeypatch.setattr(stream_module, "put_pairs", lambda blocks: puts.append(len(blocks)) or put_pairs(blocks))
+    [(scores, _)] = stream_blocks([Segment(_Recorder("unique", log, 1), pairs)], ())
+    assert puts == [stream_module._PUT_AHEAD, 11 - stream_module._PUT_AHEAD]
+    np.testing.assert_array_equal(scores["first"], pairs[:, 0])
+
+
 def test_torn_truncated_and_copied_over_blocks_are_computed_again(tmp_path):
     first, _ = stream(plan(8), tmp_path)
     blocks = tmp_path / "blocks"
