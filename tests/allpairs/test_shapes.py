@@ -13,6 +13,11 @@ def test_pair_list_counts_and_order():
     assert pair_list(4, "unique").tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
     with pytest.raises(ValueError, match="pair mode"):
         pair_list(3, "some")
+    for n in (1, 2, 5, 37):  # the definitions, as int32 rows
+        unique, every = pair_list(n, "unique"), pair_list(n, "all")
+        assert unique.dtype == every.dtype == np.int32
+        np.testing.assert_array_equal(unique, np.stack(np.triu_indices(n, 1), axis=1))
+        np.testing.assert_array_equal(every, np.stack(np.divmod(np.arange(n * n), n), axis=1))
 
 
 def test_shapes_come_from_splits_in_order_with_rotated_copies_last():
