@@ -31,6 +31,7 @@ _VERSIONS = flags.DEFINE_list("versions", None, "the versions' names, the refere
 _N = flags.DEFINE_integer("latents", 50, "latents N: every ordered pair, 11 steps", lower_bound=2)
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "interleaved timing rounds", lower_bound=1)
 _CALLS = flags.DEFINE_integer("calls", 5, "timed calls a version a round (their median)", lower_bound=1)
+_STEPS = 11  # the study's t = 0, 0.1, ..., 1
 
 
 def load_versions(folder: pathlib.Path, names: list[str]) -> dict:
@@ -60,7 +61,7 @@ def main(argv):
     for name in names:
         module = modules[name]
         start = time.perf_counter()
-        lowered = module._lerp_decode.lower(params, z, i, j, 0.0, steps=11, span=(0, 11), activation="relu",
+        lowered = module._lerp_decode.lower(params, z, i, j, 0.0, steps=_STEPS, span=(0, _STEPS), activation="relu",
                                             launch=module.MosaicLaunch(), interpret=False)
         lowered_at = time.perf_counter()
         compiled[name] = lowered.compile()
@@ -80,7 +81,7 @@ def main(argv):
                 jax.block_until_ready(compiled[name](params, z, i, j, 0.0))
                 calls.append(time.perf_counter() - start)
             medians[name].append(np.median(calls))
-    shapes = _N.value ** 2 * 11
+    shapes = _N.value ** 2 * _STEPS
     for name, values in medians.items():
         print(f"{name}: every pair N = {_N.value} ({shapes:,} shapes), medians of {_CALLS.value} in {_ROUNDS.value} "
               f"rounds: {' '.join(f'{v * 1e3:.2f}' for v in values)} ms; median {np.median(values) * 1e3:.2f} ms")

@@ -93,7 +93,7 @@ def _as_rows(scores: dict[str, jax.Array]) -> tuple[jax.Array, Layout]:
 class Plan:
     """A compiled block step and what it costs: `block_pairs` pairs a call, `memory_bytes` a device.
 
-    `step(*operands, pairs)` takes the per-run operands (`operands`) and a block's pairs (`pairs`) and
+    `step(*operands, pairs)` takes the per-run operands (`operands`) and a block's pairs (`put_pairs`) and
     returns the block's scores as rows of 32-bit words (`layout` says which); `host_scores` brings them
     back as named host arrays.
     """
@@ -128,15 +128,11 @@ class Plan:
 
         return jax.tree.map(placed, operands)
 
-    def pairs(self, block: np.ndarray) -> jax.Array:
-        """A block of pairs (K <= block_pairs, 2), padded to block_pairs, sharded over the devices: the step's
-        last operand (`put_pairs` puts several blocks in one transfer)."""
-        return put_pairs([(self, block)])[0]
-
 
 def put_pairs(blocks: list[tuple[Plan, np.ndarray]]) -> list[jax.Array]:
     """Blocks of pairs, each (K <= its plan's block_pairs, 2), padded to its plan's block_pairs and sharded over
-    its plan's devices, in one transfer: each transfer is a wait the host sits through (results/profile/score_pairs/)."""
+    its plan's devices (each its step's last operand), in one transfer: each transfer is a wait the host sits
+    through (results/profile/score_pairs/)."""
     padded = []
     for plan, block in blocks:
         padded.append(np.zeros((plan.block_pairs, 2), np.int32))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lerpnet.allpairs import plan as plan_module
-from lerpnet.allpairs.plan import device_mesh, plan_blocks
+from lerpnet.allpairs.plan import device_mesh, plan_blocks, put_pairs
 from tests.allpairs.standin import OPERANDS, STEP, STEPS, operand_specs
 
 
@@ -51,7 +51,7 @@ def test_a_block_comes_back_as_one_array_that_holds_every_score_unchanged():
     mesh = device_mesh(1)
     plan = plan_blocks(STEP, operand_specs(), 8, block_pairs=8, memory_budget_bytes=2**30, mesh=mesh)
     pairs = np.array([[0, 1], [1, 0], [4, 3], [2, 2], [0, 4]], np.int32)
-    rows = plan.step(*plan.operands(*OPERANDS), plan.pairs(pairs))
+    rows = plan.step(*plan.operands(*OPERANDS), put_pairs([(plan, pairs)])[0])
     assert isinstance(rows, jax.Array) and rows.dtype == jnp.uint32 and rows.shape[0] == 8
     got = plan.host_scores(rows, len(pairs))
     want = jax.jit(STEP)(*OPERANDS, jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]))
@@ -69,7 +69,8 @@ def test_operands_already_on_the_one_device_mesh_are_not_placed_again():
     assert all(a is b for a, b in zip(jax.tree.leaves(placed), jax.tree.leaves(on_device)))
     from_host = plan.operands(*jax.tree.map(np.asarray, OPERANDS))  # host arrays are placed
     assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(from_host))
-    np.testing.assert_array_equal(plan.step(*placed, plan.pairs(pairs)), plan.step(*from_host, plan.pairs(pairs)))
+    [block] = put_pairs([(plan, pairs)])
+    np.testing.assert_array_equal(plan.step(*placed, block), plan.step(*from_host, block))
 
 
 def test_a_score_that_is_not_32_bit_is_refused_by_name():
@@ -129,14 +130,14 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
     """
     import jax, numpy as np
     from tests.allpairs.standin import OPERANDS, POSITIONS, STEP, operand_specs
-    from lerpnet.allpairs.plan import device_mesh, plan_blocks
+    from lerpnet.allpairs.plan import device_mesh, plan_blocks, put_pairs
     from lerpnet.allpairs.shapes import pair_list
     assert len(jax.devices()) == 4, jax.devices()
     pairs = pair_list(len(POSITIONS), "all")[:16]
     out = {}
     for n in (1, 4):
         plan = plan_blocks(STEP, operand_specs(), 16, block_pairs=16, memory_budget_bytes=2**30, mesh=device_mesh(n))
-        rows = plan.step(*plan.operands(*OPERANDS), plan.pairs(pairs))
+        rows = plan.step(*plan.operands(*OPERANDS), put_pairs([(plan, pairs)])[0])
         assert len(rows.sharding.device_set) == n
         out[n] = plan.host_scores(rows, len(pairs))
     for key in out[1]:
