@@ -1,12 +1,13 @@
 """Where one `score_pairs` call spends its time: the device's kernels beside the call's wall time.
 
-    python -m benchmarks.profile_score_pairs --n=50 --decoder_features=64,64 --out=DIR [--trace_dir=DIR]
+    python -m benchmarks.profile_score_pairs --n=50 --decoder_features=64,64 --out=DIR [--block_pairs=P]
+        [--trace_dir=DIR]
 
 Times the call (median of --repeats after warm-up), then records one more call with jax.profiler
 and sums the device's kernel time by kernel name, and the host's time by traced function. The gap
 between the call's wall time and the time some kernel runs is what the host and the launches cost.
 Random weights and random shapes (the scores' cost does not depend on them); N shapes, every
-ordered pair, 11 steps, 755 reference shapes. Writes <out>/n<N>_<C0>_<C1>.{json,csv,md}
+ordered pair, 11 steps, 755 reference shapes. Writes <out>/n<N>_<C0>_<C1>[_block<P>].{json,csv,md}
 (results/profile/score_pairs/ holds them) and, with --trace_dir, keeps the raw trace there (open its
 *.trace.json.gz in Perfetto).
 """
@@ -35,6 +36,8 @@ _N = flags.DEFINE_integer("n", 50, "shapes N: every ordered pair's path is decod
 _FEATURES = flags.DEFINE_list("decoder_features", ["64", "64"], "the decoder's (C0, C1) channels")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls after two warm-up calls", lower_bound=1)
 _OUT = flags.DEFINE_string("out", None, "folder the table goes to", required=True)
+_BLOCK_PAIRS = flags.DEFINE_integer("block_pairs", 0, "pairs a block (0: score_pairs sizes it within its memory "
+                                    "budget)", lower_bound=0)
 _TRACE_DIR = flags.DEFINE_string("trace_dir", "", "folder to keep the raw trace in ('' = not kept)")
 _TOP = 25  # rows of each kind in the table
 
@@ -97,9 +100,11 @@ def main(argv):
     reference = random_voxels(jax.random.key(10), 755, 0.05)
     encode = jax.jit(functools.partial(model.apply, method=models.Autoencoder.encode))
     z = encode(params, x)
-    call = functools.partial(score_pairs, model, params, z, x, reference=reference, pairs="all", steps=11)
+    call = functools.partial(score_pairs, model, params, z, x, reference=reference, pairs="all", steps=11,
+                             block_pairs=_BLOCK_PAIRS.value)
     timing = time_calls(lambda: call().scores["smoothness"], warmup=2, repeats=_REPEATS.value)
-    stem = pathlib.Path(_OUT.value) / f"n{n}_{features[0]}_{features[1]}"
+    stem = pathlib.Path(_OUT.value) / (f"n{n}_{features[0]}_{features[1]}"
+                                       + (f"_block{_BLOCK_PAIRS.value}" if _BLOCK_PAIRS.value else ""))
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp):
             result = call()

@@ -15,7 +15,6 @@ than one per score (each transfer is a synchronisation the device waits through)
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
 from collections.abc import Callable
@@ -31,11 +30,13 @@ from lerpnet.allpairs.scores import midpoint_novelty, path_scores
 
 AXIS = "pairs"
 _MIN_SHARD = 8  # pairs per device in an automatically sized block are a multiple of this
-# Up to this many pairs per device, all the pairs are first tried as one block: when they fit, one
-# compile plans them, not three (N = 200 has 19,900 pairs; on a GPU the N = 1000 plan at (64, 64)
-# widths held 68,384 pairs in 7.8 GB, results/bench_model/nvidia_h200_end_to_end/). More pairs are
-# planned from probe blocks of this many and of a quarter of it.
-_WHOLE_FIRST = 32768
+# The first block tried holds this many pairs per device (or all the pairs, when fewer); when it fits
+# the budget it is the plan, compiled once. At the study's widths an H100 decodes such a block's
+# interior steps in about 60 ms (N = 1000's 499,500 pairs took 2.29 s,
+# results/bench_model/nvidia_h100_mosaic_static_masks/), so a larger block would save only its share
+# of a block's dispatch, and it cost two probe compiles before the block's own. Only a block that does
+# not fit is shrunk, along a line through it and a probe of a quarter of it.
+_FIRST_BLOCK = 32768
 _FIRST_AIM = 0.95  # the share of the budget the first fitted block aims at (and each retry)
 
 # (params, z, i, j) -> the packed interior steps 1..T-2 of each path, uint32 (P, T - 2, 32, 32)
@@ -179,11 +180,12 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
                 mesh: Mesh) -> Plan:
     """Compile `step` (a `block_step` with its keywords bound) for blocks that fit the budget.
 
-    block_pairs > 0 is taken as given (a multiple of the device count) and checked; 0 picks the
-    largest block that fits: all the pairs when there are few enough and they fit, else from a line
-    through the memory XLA reports for two probe blocks. Either way the compiled step's reported
-    memory (arguments + outputs + temporaries, per device) is checked against the budget here, before
-    any work: a budget too small for one block is an error.
+    block_pairs > 0 is taken as given (a multiple of the device count) and checked; 0 takes all the
+    pairs, or `_FIRST_BLOCK` pairs a device when there are more, if that block fits, else the largest
+    smaller block that fits, from a line through the memory XLA reports for that block and a probe of a
+    quarter of it. Either way the compiled step's reported memory (arguments + outputs + temporaries,
+    per device) is checked against the budget here, before any work: a budget too small for one block
+    is an error.
     """
     devices = mesh.devices.size
     budget_mib = memory_budget_bytes / 2**20
@@ -197,33 +199,27 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
                              "memory_budget_mb")
         return plan
     most_useful = max(-(-num_pairs // devices), 1)  # no point in a block larger than all the pairs
-    tried = []  # (pairs a device, bytes a device) of each compile
-    if most_useful <= _WHOLE_FIRST:
-        plan = _compile(step, operand_specs, most_useful * devices, mesh)
-        if plan.memory_bytes <= memory_budget_bytes:
-            return plan
-        if most_useful == 1:
-            raise _one_pair_too_large(budget_mib, plan)
-        tried.append((most_useful, plan.memory_bytes))
-        probes = (max(most_useful // 4, 1),)
-    else:
-        probes = (_WHOLE_FIRST // 4, _WHOLE_FIRST)
+    first = min(most_useful, _FIRST_BLOCK)
+    plan = _compile(step, operand_specs, first * devices, mesh)
+    if plan.memory_bytes <= memory_budget_bytes:
+        return plan
+    if first == 1:
+        raise _one_pair_too_large(budget_mib, plan)
     # Memory is affine in the block size once the block's own buffers outgrow the fixed workspace (on
     # a GPU, the kernel's scratch slots), so the line is fitted through large blocks, not small ones:
     # on an H100 at N = 1000 blocks of 8 and 32 pairs took 347.6 and 348.4 MiB, one of 68,344 pairs
     # 7,820 MiB, and the line through the small two put the first block at 210,248 pairs (23.9 GB).
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # compiling releases the GIL: the probes at once
-        tried += zip(probes, pool.map(lambda size: _compile(step, operand_specs, size * devices, mesh).memory_bytes,
-                                      probes))
-    (small, m_small), (large, m_large) = sorted(tried)
-    per_pair = max(m_large - m_small, 1) / (large - small)  # per device, for each pair it holds
+    small = max(first // 4, 1)
+    tried = [(small, _compile(step, operand_specs, small * devices, mesh).memory_bytes), (first, plan.memory_bytes)]
+    (_, m_small), (_, m_large) = tried
+    per_pair = max(m_large - m_small, 1) / (first - small)  # per device, for each pair it holds
     fixed = max(m_small - small * per_pair, 0)
     if fixed + per_pair > memory_budget_bytes:
         raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: the model, latents, "
                          f"reference shapes and workspace take {fixed / 2**20:.1f} MiB and each pair "
                          f"{per_pair / 2**20:.2f} MiB per device; raise memory_budget_mb")
     # aimed a little under the budget: each recompile for a smaller block costs seconds of compiling
-    per_device = min(int((_FIRST_AIM * memory_budget_bytes - fixed) / per_pair), most_useful)
+    per_device = min(int((_FIRST_AIM * memory_budget_bytes - fixed) / per_pair), first)
     while True:
         if _MIN_SHARD <= per_device < most_useful:
             per_device -= per_device % _MIN_SHARD

@@ -107,10 +107,24 @@ def test_few_pairs_that_fit_are_one_block_planned_with_one_compile(monkeypatch):
     assert plan.block_pairs < 45 and plan.memory_bytes < whole
 
 
-def test_many_pairs_are_planned_past_a_fixed_workspace_with_one_compile_after_the_probes(monkeypatch):
+def test_many_pairs_that_fit_take_the_first_block_with_one_compile(monkeypatch):
+    # N = 1000 has 499,500 pairs: a block of 32,768 a device fits 8 GiB, so nothing else is compiled.
+    sizes = []
+
+    def compiled(step, specs, size, mesh):
+        sizes.append(size)
+        return plan_module.Plan(None, size, int((58 + max(290, 0.1094 * size)) * 2**20), mesh, ())
+
+    monkeypatch.setattr(plan_module, "_compile", compiled)
+    plan = plan_blocks(STEP, operand_specs(), 499_500, block_pairs=0, memory_budget_bytes=2**33, mesh=device_mesh(1))
+    assert sizes == [plan_module._FIRST_BLOCK] and plan.block_pairs == plan_module._FIRST_BLOCK
+
+
+def test_a_first_block_too_large_is_shrunk_past_a_fixed_workspace_with_one_compile_after_the_probe(monkeypatch):
     # Memory as a GPU reported it at N = 1000: a fixed workspace hides the per-pair buffers of small
-    # blocks (347.6 and 348.4 MiB at 8 and 32 pairs, 7,820 MiB at 68,344). Probes of large blocks see the
-    # per-pair slope, so the first fitted block is within the budget: no compile for a smaller one.
+    # blocks (347.6 and 348.4 MiB at 8 and 32 pairs, 7,820 MiB at 68,344). A probe of a quarter of the
+    # large first block sees the per-pair slope, so the block fitted next is within the budget: no
+    # compile for a smaller one.
     mib = 2**20
     sizes = []
 
@@ -120,10 +134,10 @@ def test_many_pairs_are_planned_past_a_fixed_workspace_with_one_compile_after_th
         return plan_module.Plan(None, size, memory, mesh, ())
 
     monkeypatch.setattr(plan_module, "_compile", compiled)
-    plan = plan_blocks(STEP, operand_specs(), 499_500, block_pairs=0, memory_budget_bytes=8192 * mib,
+    plan = plan_blocks(STEP, operand_specs(), 499_500, block_pairs=0, memory_budget_bytes=2048 * mib,
                        mesh=device_mesh(1))
-    assert sorted(sizes[:2]) == [8192, 32768] and len(sizes) == 3
-    assert 0.9 * 8192 * mib < plan.memory_bytes <= 8192 * mib and plan.block_pairs % 8 == 0
+    assert sizes[:2] == [32768, 8192] and len(sizes) == 3
+    assert 0.9 * 2048 * mib < plan.memory_bytes <= 2048 * mib and plan.block_pairs % 8 == 0
 
 
 MULTI_DEVICE_SCRIPT = textwrap.dedent(
