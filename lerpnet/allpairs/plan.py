@@ -31,11 +31,10 @@ from lerpnet.allpairs.scores import midpoint_novelty, path_scores
 AXIS = "pairs"
 _MIN_SHARD = 8  # pairs per device in an automatically sized block are a multiple of this
 # The first block tried holds this many pairs per device (or all the pairs, when fewer); when it fits
-# the budget it is the plan, compiled once. At the study's widths an H100 decodes such a block's
-# interior steps in about 60 ms (N = 1000's 499,500 pairs took 2.29 s,
-# results/bench_model/nvidia_h100_mosaic_static_masks/), so a larger block would save only its share
-# of a block's dispatch, and it cost two probe compiles before the block's own. Only a block that does
-# not fit is shrunk, along a line through it and a probe of a quarter of it.
+# the budget it is the plan, compiled once. A larger block is not faster (at N = 1000 on a GPU, blocks
+# of 32,768 pairs took 2.24 s, of 68,016 2.32 s: results/profile/score_pairs/block_size/) and cost two
+# probe compiles before its own. Only a block that does not fit is shrunk, along a line through it and
+# a probe of a quarter of it.
 _FIRST_BLOCK = 32768
 _FIRST_AIM = 0.95  # the share of the budget the first fitted block aims at (and each retry)
 

@@ -1,24 +1,33 @@
 """lerp_decode as one Mosaic GPU Pallas kernel: the activations stay in shared memory.
 
-Each program (one warpgroup, one per SM) decodes an interpolant at a time, 8-grid row by row:
-- act(lerp(H_i, H_j)) goes once into a flat 8^3 x C0 slot in shared memory, zero rows around it;
-- up1, four output parities (one d parity) at a time: the 18 views of the slot they read (a view is 64
-  rows, one 8 x 8 plane, read at a row offset, its rows that cross the plane's edge masked to zero), each
-  loaded and masked once and multiplied by the tap weights of every parity that reads it, with
-  synchronous MMA (mma.sync) from registers; the 16^3 activation is kept as 8 parity planes of the
-  8-grid in a ring of 3 rows in shared memory (the rows up2 of one row reads; the row past the grid is
-  zeros, so up2 reads rows outside the grid unmasked);
-- up2 without the Triton kernel's wasted phases: an output plane Q of the 16-grid (per axis) at parity
-  r of the 32-grid sums A16[x + delta] W[delta, r] over the 27 shifts delta, so each of the 64 distinct
-  views (plane, 8-grid shift) is read once and multiplied by the (C1 x 8) weights of each (Q, delta)
-  that reads it: 3.4x the useful work instead of 8x; its 27 weight blocks stay in registers;
-- thresholds (the threshold's logit taken off up2's bias) and writes one byte a voxel; XLA packs bits.
+Each program (one warpgroup, one per SM) decodes an interpolant at a time, 16-grid row by row:
+- act(lerp(H_i, H_j)) goes once into a slot in shared memory of 8 planes (8 x 8 x C0), each with a zero
+  h row above and below it, and zero planes around them;
+- up1, one 16-grid row (one output d parity of an 8-grid row, its four (h, w) parities) at a time: the
+  18 views of the slot it reads (a view is 64 rows, one 8 x 8 plane, read at a row offset; its rows that
+  cross the plane's w edge masked to zero, its h edge reading the zero rows), each loaded and masked
+  once and multiplied by the tap weights of every parity that reads it, with synchronous MMA (mma.sync)
+  from registers; the 16^3 activation is kept as 4 (h, w) parity planes of the 8-grid, zero-bordered
+  in h too, for each of the last 4 16-grid rows, a ring in shared memory (rows outside the grid are zero
+  slots, so up2 reads them unmasked);
+- up2, whose 32-grid voxel 2x + r (x on the 16-grid, r its parity, per axis) sums A16[x + delta]
+  W[2 delta - r + 2] over delta in {r - 1, r}. Along h and w an output plane (Q, r) sums over the 3
+  shifts, zero weights where r skips one; along d the output is taken at y = x + r, so that
+  out[2y - r] sums A16[y - 1 + e] W[2e + r] over e in {0, 1} and every r uses every shift. Up2 of 8-grid
+  row m makes the 16-grid planes y = 2m, 2m + 1 from 16-grid rows 2m - 1 .. 2m + 1: each of their 48
+  distinct views (plane, 8-grid shift) is read once and multiplied by the (C1 x 8) weights of each
+  (output plane, tap) that reads it. That is 2.5x the useful work (the Triton kernel: 8x; with 3 shifts
+  along d too, 3.4x and 10% slower) over 9 rows (past the grid, plane y = 16 holds only voxel 31 and
+  y = 17 nothing); its 18 weight blocks stay in registers;
+- thresholds (the threshold's logit taken off up2's bias) and writes one byte a voxel; XLA picks the
+  voxels and packs bits.
 A launch reads its interpolants (i, j, step) from lists and their count from an operand, so that every call
 on the same latents (an all-pairs run's five programs) runs one kernel, lowered once a process and compiled
 once: Mosaic GPU compiles its kernels when a program loads, in every process.
 The slot's and the ring's rows are padded out of shared-memory bank conflicts and their views read with
 ldmatrix: unpadded, the kernel was bound by shared-memory reads; now it is bound by latency, one warpgroup
-an SM waiting on its own instructions, the most frequent of them the views' masking (results/profile/).
+an SM waiting on its own instructions, the most frequent of them the views' masking (results/profile/),
+fewer with the zero h rows. Versions timed: results/bench_model/nvidia_h200_up2_d_taps/.
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ from lerpnet.ops.lerp_decode.common import (GRID, PARITIES, decoder_channels, de
                                             up1_parity_taps)
 
 _BF16 = jnp.bfloat16
-_SHIFTS = tuple(itertools.product((-1, 0, 1), repeat=3))  # up2's tap shifts delta on the 16-grid
-_MARGIN = 80  # zero rows around the lerped slot: a view of it reads up to 64 + 8 + 1 rows beyond it
-_RING_MARGIN = 16  # rows around the ring: its views read at most 9 rows beyond a plane (masked to zero)
+_TAPS = tuple(itertools.product((0, 1), (-1, 0, 1), (-1, 0, 1)))  # up2's weight blocks (e_d, delta_h, delta_w)
+_PLANE = 80  # rows of a plane in the slot and the ring: 8 h rows of 8 w, a zero h row above and below
+_MARGIN = 8  # rows around the slot's planes -1 .. 8 (-1 and 8 zero): a view reads 1 row beyond a plane
+_RING_MARGIN = 16  # rows around the ring: its views read at most 9 rows beyond a plane
 # Rows of the lerped slot and the ring are 8 channels wider than they hold: with 32- or 64-byte rows the
 # 8 rows that one MMA fragment load reads would share 8 or 4 of the 32 banks (2- or 4-way conflicts);
 # with 48 or 80 bytes they fall in distinct banks
@@ -72,11 +82,12 @@ def _slot_shapes(c0: int, c1: int) -> tuple[tuple[int, int], tuple[int, int]]:
     zeroes them in whole vectors."""
     def rows(n):
         return -(-n // 64) * 64
-    return ((rows(GRID ** 3 + 2 * _MARGIN), c0 + _PAD), (rows(3 * 8 * GRID * GRID + 2 * _RING_MARGIN), c1 + _PAD))
+    return ((rows((GRID + 2) * _PLANE + 2 * _MARGIN), c0 + _PAD),
+            (rows(4 * 4 * _PLANE + 2 * _RING_MARGIN), c1 + _PAD))
 
 
 def shared_memory_bytes(c0: int, c1: int) -> int:
-    """up1's weights, the lerped slot and the ring of 3 activation rows (8 planes each)."""
+    """up1's weights, the lerped slot and the ring of 4 16-grid activation rows (4 planes each)."""
     (slot_rows, slot_cols), (ring_rows, ring_cols) = _slot_shapes(c0, c1)
     return 2 * (64 * c0 * c1 + slot_rows * slot_cols + ring_rows * ring_cols)
 
@@ -102,15 +113,16 @@ def on_hopper() -> bool:
 
 
 def _kernel_weights(params, logit) -> tuple[jax.Array, ...]:
-    """w1t (8 parities, 8 taps, C1, C0) and w2t (27 shifts, 8 r, C1) in bf16, stored (n, k) as MMA's
+    """w1t (8 parities, 8 taps, C1, C0) and w2t (18 taps, 8 r, C1) in bf16, stored (n, k) as MMA's
     right operand wants; b1 and b2 (the threshold's logit taken off) float32, broadcast to a tile."""
     dec = decoder_params(params)
     w1 = up1_parity_taps(params)
     w2 = dec["up2"]["kernel"][..., 0]  # (4,4,4,C1): out[2x + r] += A16[x + delta] W[2 delta - r + 2]
+    # along d the output is taken at y = x + r: out[2y - r] = sum over e of A16[y - 1 + e] W[2e + r]
     zero = jnp.zeros(w2.shape[-1:], w2.dtype)
-    w2t = jnp.stack([jnp.stack([w2[2 * dd - rd + 2, 2 * dh - rh + 2, 2 * dw - rw + 2]
-                                if all(0 <= s - r + 1 <= 1 for s, r in ((dd, rd), (dh, rh), (dw, rw))) else zero
-                                for rd, rh, rw in PARITIES]) for dd, dh, dw in _SHIFTS])
+    w2t = jnp.stack([jnp.stack([w2[2 * ed + rd, 2 * dh - rh + 2, 2 * dw - rw + 2]
+                                if all(0 <= s - r + 1 <= 1 for s, r in ((dh, rh), (dw, rw))) else zero
+                                for rd, rh, rw in PARITIES]) for ed, dh, dw in _TAPS])
     c1 = w2.shape[-1]
     b1 = jnp.broadcast_to(dec["up1"]["bias"].astype(jnp.float32), (64, c1))
     b2 = jnp.full((64, 8), dec["up2"]["bias"][0].astype(jnp.float32) - logit)
@@ -141,90 +153,93 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
     lerped[...] = jnp.zeros(lerped.shape, lerped.dtype)
     ring[...] = jnp.zeros(ring.shape, ring.dtype)
     plgpu.barrier_wait(barrier)
-    w2 = [load(w2_ref.at[k].T, rhs, optimized=False) for k in range(len(_SHIFTS))]  # from global memory
+    w2 = [load(w2_ref.at[k].T, rhs, optimized=False) for k in range(len(_TAPS))]  # from global memory
     b1, b2 = load(b1_ref, acc_layout, optimized=False), load(b2_ref, acc_layout, optimized=False)
     masks = {}  # per loop body (a row, or half of one): the rows of a view that stay inside the plane, by shift
 
-    def view(ref, base, sh, sw, cols):
+    def view(ref, base, sh, sw, cols, h_padded=False):
         """The 64 rows of the plane at `base` seen from (h + sh, w + sw) (shifts known when tracing), zero where
-        that leaves it."""
+        that leaves it (h_padded: the plane has zero rows above and below it, only w is masked)."""
         a = load(ref.at[pl.ds(base + 8 * sh + sw, 64), pl.ds(0, cols)], lhs)
-        if not (sh or sw):
+        if not (sw or (sh and not h_padded)):
             return a
-        if (sh, sw, cols) not in masks:
+        key = (0 if h_padded else sh, sw, cols)
+        if key not in masks:
             r = iota((64, cols), 0, lhs)
-            h, w = (r >> 3) + sh, (r & 7) + sw
-            masks[sh, sw, cols] = (h >= 0) & (h < GRID) & (w >= 0) & (w < GRID)
-        return jnp.where(masks[sh, sw, cols], a, jnp.zeros_like(a))
+            h, w = (r >> 3) + key[0], (r & 7) + sw
+            masks[key] = (h >= 0) & (h < GRID) & (w >= 0) & (w < GRID)
+        return jnp.where(masks[key], a, jnp.zeros_like(a))
 
-    def up1_row(d):
-        # a loop over the output parities' d, its four (h, w) parities unrolled: each of the 18 views they read
-        # is loaded and masked once (its shifts known when tracing: no mask computed per tap) into four
-        # independent MMA chains. 16% faster than a loop over the 8 parities with the ring's zero row
-        # (results/bench_model/nvidia_h100_mosaic_static_masks/)
-        def half(pd, c):
-            masks.clear()
-            accs = {hw: cast(jnp.zeros((64, c1), jnp.float32), acc_layout) for hw in itertools.product((0, 1), repeat=2)}
-            for ed, sh, sw in itertools.product((0, 1), (-1, 0, 1), (-1, 0, 1)):
-                a = view(lerped, _MARGIN + 64 * (d + pd + ed - 1), sh, sw, c0)
-                for (ph, pw), acc in accs.items():
-                    eh, ew = sh - ph + 1, sw - pw + 1
-                    if 0 <= eh <= 1 and 0 <= ew <= 1:
-                        accs[ph, pw] = mma(acc, a, load(w1_smem.at[4 * pd + 2 * ph + pw, 4 * ed + 2 * eh + ew].T, rhs))
+    def ring_rows(half_row, p):
+        """The 64 data rows of plane p (2 h + w parity) of the 16-grid row `half_row` in the ring (4 slots)."""
+        return pl.ds(_RING_MARGIN + _PLANE * (4 * (half_row % 4) + p) + 8, 64)
+
+    def up1_half(r):
+        # 16-grid row r: the output parities pd = r % 2 of 8-grid row d = r // 2; each of the 18 views they read
+        # is loaded and masked once (its shifts known when tracing) into four independent MMA chains
+        d, pd = r >> 1, r & 1
+        masks.clear()
+        accs = {hw: cast(jnp.zeros((64, c1), jnp.float32), acc_layout) for hw in itertools.product((0, 1), repeat=2)}
+        for ed, sh, sw in itertools.product((0, 1), (-1, 0, 1), (-1, 0, 1)):
+            a = view(lerped, _MARGIN + _PLANE * (d + pd + ed) + 8, sh, sw, c0, h_padded=True)
             for (ph, pw), acc in accs.items():
-                plane = 8 * (d % 3) + 4 * pd + 2 * ph + pw
-                ring[pl.ds(_RING_MARGIN + 64 * plane, 64), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
-            return c
-        jax.lax.fori_loop(0, 2, half, 0)
+                eh, ew = sh - ph + 1, sw - pw + 1
+                if 0 <= eh <= 1 and 0 <= ew <= 1:
+                    accs[ph, pw] = mma(acc, a, load(w1_smem.at[4 * pd + 2 * ph + pw, 4 * ed + 2 * eh + ew].T, rhs))
+        for (ph, pw), acc in accs.items():
+            ring[ring_rows(r, 2 * ph + pw), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
 
     def up2_row(item, m):
+        # the output planes (y = 2m + pd along d, Q along h and w) from 16-grid rows y - 1 and y
         masks.clear()
         accs = [cast(jnp.zeros((64, 8), jnp.float32), acc_layout) for _ in PARITIES]
-        for sd, sh, sw in itertools.product((-1, 0, 1, 2), repeat=3):  # source offset Q + delta on the 16-grid
-            row = m + sd // 2
-            plane = 8 * (row % 3) + 4 * (sd % 2) + 2 * (sh % 2) + sw % 2
-            a = view(ring, _RING_MARGIN + 64 * plane, sh // 2, sw // 2, c1)
-            for q, (qd, qh, qw) in enumerate(PARITIES):
-                delta = (sd - qd, sh - qh, sw - qw)
-                if all(-1 <= x <= 1 for x in delta):
-                    accs[q] = mma(accs[q], a, w2[_SHIFTS.index(delta)])
+        for o, sh, sw in itertools.product((-1, 0, 1), (-1, 0, 1, 2), (-1, 0, 1, 2)):  # o = pd - 1 + e_d
+            rows = ring_rows(2 * m + o, 2 * (sh % 2) + sw % 2)
+            a = view(ring, rows.start, sh // 2, sw // 2, c1, h_padded=True)
+            for q, (pd, qh, qw) in enumerate(PARITIES):
+                ed, dh, dw = o - pd + 1, sh - qh, sw - qw
+                if 0 <= ed <= 1 and -1 <= dh <= 1 and -1 <= dw <= 1:
+                    accs[q] = mma(accs[q], a, w2[_TAPS.index((ed, dh, dw))])
         for q in range(len(PARITIES)):
             out_ref[item, m, q] = jnp.where(accs[q] + b2 > 0, jnp.int32(1), jnp.int32(0)).astype(jnp.int8)
 
-    def zero_past_row():
-        # the ring's row 8 (slot 8 % 3), read by up2 of row 7 and, as row -1, by up2 of the next item's row 0:
-        # zeros, so that up2 reads rows outside the grid unmasked
-        for p in range(len(PARITIES)):
-            ring[pl.ds(_RING_MARGIN + 64 * (8 * (GRID % 3) + p), 64), pl.ds(0, c1)] = jnp.zeros((64, c1), _BF16)
+    def zero_half_row(half_row):
+        for p in range(4):
+            ring[ring_rows(half_row, p), pl.ds(0, c1)] = jnp.zeros((64, c1), _BF16)
 
     def item_body(k, carry):
         item = g + k * programs
         u, t = step_weights(s_ref[item], steps)
-        hi, hj = h_ref[i_ref[item]].astype(jnp.float32), h_ref[j_ref[item]].astype(jnp.float32)
-        lerped[pl.ds(_MARGIN, GRID ** 3), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
+        for d in range(GRID):  # plane d of the slot: rows 8 .. 71 of its 80 (its zero rows around it)
+            hi = h_ref[i_ref[item], pl.ds(64 * d, 64)].astype(jnp.float32)
+            hj = h_ref[j_ref[item], pl.ds(64 * d, 64)].astype(jnp.float32)
+            lerped[pl.ds(_MARGIN + _PLANE * (d + 1) + 8, 64), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
 
-        # row d of the activation, then up2 of the row before it. The first and last rows are branches of
-        # this one body: peeled copies of them doubled the unrolled code and its compiling.
-        def row_body(d, c):
-            pl.when(d < GRID)(lambda: up1_row(d))
-            pl.when(d == GRID)(zero_past_row)
-            pl.when(d > 0)(lambda: up2_row(item, d - 1))
+        # 16-grid row r of the activation, then (r odd) up2 of 8-grid row (r - 1) / 2, which reads 16-grid rows
+        # r - 2 .. r. The ring's 4 slots hold 16-grid rows r - 3 .. r; the rows outside the grid (-1, 16, 17)
+        # are zero slots: 16 and 17 zeroed before up2 of row 8, 15 after it (as -1 for the next item). The
+        # first and last rows are branches of this one body: peeled copies doubled the code and its compiling.
+        def row_body(r, c):
+            pl.when(r < 2 * GRID)(lambda: up1_half(r))
+            pl.when(r >= 2 * GRID)(lambda: zero_half_row(r))
+            pl.when(r % 2 == 1)(lambda: up2_row(item, r // 2))
+            pl.when(r == 2 * GRID + 1)(lambda: zero_half_row(2 * GRID - 1))
             return c
 
-        jax.lax.fori_loop(0, GRID + 1, row_body, 0)
+        jax.lax.fori_loop(0, 2 * GRID + 2, row_body, 0)
         return carry
 
     jax.lax.fori_loop(0, (count_ref[0] - g + programs - 1) // programs, item_body, 0)
 
 
 def _launch(count, i, j, s, h, w1t, b1, w2t, b2, *, steps, programs, act, interpret):
-    """One kernel launch: interpolants 0..count-1 of the lists (i, j, s), as bytes (items, 8 md, 8 Q,
-    64 (mh, mw), 8 r); the rows from `count` on are left unwritten."""
+    """One kernel launch: interpolants 0..count-1 of the lists (i, j, s), as bytes (items, 9 m, 8 (pd, Qh,
+    Qw), 64 (mh, mw), 8 r) (`_packed` says which voxel each is); the rows from `count` on are left unwritten."""
     c0, c1 = h.shape[-1], w1t.shape[2]
     kernel = functools.partial(_kernel, steps=steps, programs=programs, act=act, interpret=interpret)
     return plgpu.kernel(
         kernel,
-        out_type=jax.ShapeDtypeStruct((i.shape[0], GRID, 8, 64, 8), jnp.int8),
+        out_type=jax.ShapeDtypeStruct((i.shape[0], GRID + 1, 8, 64, 8), jnp.int8),
         grid=(programs,), grid_names=("program",), kernel_name="lerp_decode",
         scratch_types=[plgpu.SMEM(w1t.shape, _BF16), *(plgpu.SMEM(shape, _BF16) for shape in _slot_shapes(c0, c1)),
                        plgpu.Barrier()],
@@ -255,9 +270,11 @@ def _launcher(operands: tuple, steps: int, programs: int, activation: str, inter
 
 
 def _packed(raw: jax.Array) -> jax.Array:
-    """Bytes (items, 8 md, 8 Q, 64 (mh, mw), 8 r) -> packed (items, 32, 32)."""
-    # raw[., md, (Qd, Qh, Qw), (mh, mw), (rd, rh, rw)] is voxel (4 md + 2 Qd + rd, 4 mh + 2 Qh + rh, 4 mw + 2 Qw + rw)
-    voxels = raw.reshape(-1, 8, 2, 2, 2, 8, 8, 2, 2, 2).transpose(0, 1, 2, 7, 5, 3, 8, 6, 4, 9)
+    """Bytes (items, 9 m, 8 (pd, Qh, Qw), 64 (mh, mw), 8 r) -> packed (items, 32, 32)."""
+    # raw[., m, (pd, Qh, Qw), (mh, mw), (rd, rh, rw)] is voxel (2 (2 m + pd) - rd, 4 mh + 2 Qh + rh, 4 mw + 2 Qw + rw)
+    r = raw.reshape(-1, 2 * (GRID + 1), 2, 2, 8, 8, 2, 2, 2)  # (., y, Qh, Qw, mh, mw, rd, rh, rw)
+    d = jnp.stack([r[:, 0:2 * GRID, :, :, :, :, 0], r[:, 1:2 * GRID + 1, :, :, :, :, 1]], axis=2)
+    voxels = d.transpose(0, 1, 2, 5, 3, 7, 6, 4, 8)  # (., k, rd, mh, Qh, rh, mw, Qw, rw): d = 2 k + rd
     return pack_voxels(voxels.reshape(-1, 32, 32, 32) > 0)
 
 
