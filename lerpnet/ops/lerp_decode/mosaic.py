@@ -155,24 +155,22 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
     plgpu.barrier_wait(barrier)
     w2 = [load(w2_ref.at[k].T, rhs, optimized=False) for k in range(len(_TAPS))]  # from global memory
     b1, b2 = load(b1_ref, acc_layout, optimized=False), load(b2_ref, acc_layout, optimized=False)
-    masks = {}  # per loop body (a row, or half of one): the rows of a view that stay inside the plane, by shift
+    masks = {}  # per loop body (a 16-grid row): the rows of a view that stay inside the plane, by w shift
 
-    def view(ref, base, sh, sw, cols, h_padded=False):
-        """The 64 rows of the plane at `base` seen from (h + sh, w + sw) (shifts known when tracing), zero where
-        that leaves it (h_padded: the plane has zero rows above and below it, only w is masked)."""
-        a = load(ref.at[pl.ds(base + 8 * sh + sw, 64), pl.ds(0, cols)], lhs)
-        if not (sw or (sh and not h_padded)):
+    def view(ref, start, sh, sw, cols):
+        """The 64 rows of the plane whose data starts at row `start`, seen from (h + sh, w + sw) (shifts known
+        when tracing): rows past its h edge are the zero rows around it, those past its w edge masked to zero."""
+        a = load(ref.at[pl.ds(start + 8 * sh + sw, 64), pl.ds(0, cols)], lhs)
+        if not sw:
             return a
-        key = (0 if h_padded else sh, sw, cols)
-        if key not in masks:
-            r = iota((64, cols), 0, lhs)
-            h, w = (r >> 3) + key[0], (r & 7) + sw
-            masks[key] = (h >= 0) & (h < GRID) & (w >= 0) & (w < GRID)
-        return jnp.where(masks[key], a, jnp.zeros_like(a))
+        if (sw, cols) not in masks:
+            w = (iota((64, cols), 0, lhs) & 7) + sw
+            masks[sw, cols] = (w >= 0) & (w < GRID)
+        return jnp.where(masks[sw, cols], a, jnp.zeros_like(a))
 
-    def ring_rows(half_row, p):
-        """The 64 data rows of plane p (2 h + w parity) of the 16-grid row `half_row` in the ring (4 slots)."""
-        return pl.ds(_RING_MARGIN + _PLANE * (4 * (half_row % 4) + p) + 8, 64)
+    def ring_start(half_row, p):
+        """The first data row of plane p (2 h + w parity) of the 16-grid row `half_row` in the ring (4 slots)."""
+        return _RING_MARGIN + _PLANE * (4 * (half_row % 4) + p) + 8
 
     def up1_half(r):
         # 16-grid row r: the output parities pd = r % 2 of 8-grid row d = r // 2; each of the 18 views they read
@@ -181,21 +179,20 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
         masks.clear()
         accs = {hw: cast(jnp.zeros((64, c1), jnp.float32), acc_layout) for hw in itertools.product((0, 1), repeat=2)}
         for ed, sh, sw in itertools.product((0, 1), (-1, 0, 1), (-1, 0, 1)):
-            a = view(lerped, _MARGIN + _PLANE * (d + pd + ed) + 8, sh, sw, c0, h_padded=True)
+            a = view(lerped, _MARGIN + _PLANE * (d + pd + ed) + 8, sh, sw, c0)
             for (ph, pw), acc in accs.items():
                 eh, ew = sh - ph + 1, sw - pw + 1
                 if 0 <= eh <= 1 and 0 <= ew <= 1:
                     accs[ph, pw] = mma(acc, a, load(w1_smem.at[4 * pd + 2 * ph + pw, 4 * ed + 2 * eh + ew].T, rhs))
         for (ph, pw), acc in accs.items():
-            ring[ring_rows(r, 2 * ph + pw), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
+            ring[pl.ds(ring_start(r, 2 * ph + pw), 64), pl.ds(0, c1)] = act(acc + b1).astype(_BF16)
 
     def up2_row(item, m):
         # the output planes (y = 2m + pd along d, Q along h and w) from 16-grid rows y - 1 and y
         masks.clear()
         accs = [cast(jnp.zeros((64, 8), jnp.float32), acc_layout) for _ in PARITIES]
         for o, sh, sw in itertools.product((-1, 0, 1), (-1, 0, 1, 2), (-1, 0, 1, 2)):  # o = pd - 1 + e_d
-            rows = ring_rows(2 * m + o, 2 * (sh % 2) + sw % 2)
-            a = view(ring, rows.start, sh // 2, sw // 2, c1, h_padded=True)
+            a = view(ring, ring_start(2 * m + o, 2 * (sh % 2) + sw % 2), sh // 2, sw // 2, c1)
             for q, (pd, qh, qw) in enumerate(PARITIES):
                 ed, dh, dw = o - pd + 1, sh - qh, sw - qw
                 if 0 <= ed <= 1 and -1 <= dh <= 1 and -1 <= dw <= 1:
@@ -205,7 +202,7 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
 
     def zero_half_row(half_row):
         for p in range(4):
-            ring[ring_rows(half_row, p), pl.ds(0, c1)] = jnp.zeros((64, c1), _BF16)
+            ring[pl.ds(ring_start(half_row, p), 64), pl.ds(0, c1)] = jnp.zeros((64, c1), _BF16)
 
     def item_body(k, carry):
         item = g + k * programs
