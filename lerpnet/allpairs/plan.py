@@ -209,9 +209,9 @@ def plan_blocks(step: Callable, operand_specs: tuple, num_pairs: int, *, block_p
     # on an H100 at N = 1000 blocks of 8 and 32 pairs took 347.6 and 348.4 MiB, one of 68,344 pairs
     # 7,820 MiB, and the line through the small two put the first block at 210,248 pairs (23.9 GB).
     small = max(first // 4, 1)
-    tried = [(small, _compile(step, operand_specs, small * devices, mesh).memory_bytes), (first, plan.memory_bytes)]
-    (_, m_small), (_, m_large) = tried
-    per_pair = max(m_large - m_small, 1) / (first - small)  # per device, for each pair it holds
+    m_small = _compile(step, operand_specs, small * devices, mesh).memory_bytes
+    tried = [(small, m_small), (first, plan.memory_bytes)]  # (pairs a device, bytes a device) of each compile
+    per_pair = max(plan.memory_bytes - m_small, 1) / (first - small)  # per device, for each pair it holds
     fixed = max(m_small - small * per_pair, 0)
     if fixed + per_pair > memory_budget_bytes:
         raise ValueError(f"memory budget of {budget_mib:.1f} MiB is too small for one block: the model, latents, "
