@@ -168,6 +168,10 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
             masks[sw, cols] = (w >= 0) & (w < GRID)
         return jnp.where(masks[sw, cols], a, jnp.zeros_like(a))
 
+    def slot_start(d):
+        """The first data row of plane d (-1 .. 8; -1 and 8 stay zero) of the lerped slot."""
+        return _MARGIN + _PLANE * (d + 1) + 8
+
     def ring_start(half_row, p):
         """The first data row of plane p (2 h + w parity) of the 16-grid row `half_row` in the ring (4 slots)."""
         return _RING_MARGIN + _PLANE * (4 * (half_row % 4) + p) + 8
@@ -179,7 +183,7 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
         masks.clear()
         accs = {hw: cast(jnp.zeros((64, c1), jnp.float32), acc_layout) for hw in itertools.product((0, 1), repeat=2)}
         for ed, sh, sw in itertools.product((0, 1), (-1, 0, 1), (-1, 0, 1)):
-            a = view(lerped, _MARGIN + _PLANE * (d + pd + ed) + 8, sh, sw, c0)
+            a = view(lerped, slot_start(d + pd + ed - 1), sh, sw, c0)
             for (ph, pw), acc in accs.items():
                 eh, ew = sh - ph + 1, sw - pw + 1
                 if 0 <= eh <= 1 and 0 <= ew <= 1:
@@ -207,10 +211,10 @@ def _kernel(count_ref, i_ref, j_ref, s_ref, h_ref, w1_ref, b1_ref, w2_ref, b2_re
     def item_body(k, carry):
         item = g + k * programs
         u, t = step_weights(s_ref[item], steps)
-        for d in range(GRID):  # plane d of the slot: rows 8 .. 71 of its 80 (its zero rows around it)
+        for d in range(GRID):  # plane by plane, between each plane's zero rows
             hi = h_ref[i_ref[item], pl.ds(64 * d, 64)].astype(jnp.float32)
             hj = h_ref[j_ref[item], pl.ds(64 * d, 64)].astype(jnp.float32)
-            lerped[pl.ds(_MARGIN + _PLANE * (d + 1) + 8, 64), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
+            lerped[pl.ds(slot_start(d), 64), pl.ds(0, c0)] = act(u * hi + t * hj).astype(_BF16)
 
         # 16-grid row r of the activation, then (r odd) up2 of 8-grid row (r - 1) / 2, which reads 16-grid rows
         # r - 2 .. r. The ring's 4 slots hold 16-grid rows r - 3 .. r; the rows outside the grid (-1, 16, 17)
