@@ -112,6 +112,7 @@ def test_smoke_ablation_writes_its_tables_and_skips_finished_runs(tmp_path):
     row = table["rows"][0]
     assert row["seeds"] == "2/2" and row["steps"] == 4 and 0.0 <= row["val_iou"] <= 1.0
     assert row["paths"] >= 1 and 0.0 <= row["fraction_one_piece"] <= 1.0
+    assert 0.0 <= row["fraction_one_piece@0.5"] <= 1.0 and 0.0 <= row["median_smoothness@0.5"] <= 1.0
     assert row["threshold"] in ablate_training.steps.THRESHOLDS
     assert "| base | (the base) | 2/2 |" in (work / "ablation.md").read_text()
     assert (work / "ablation.csv").read_text().startswith("variant,changes,seeds,val_iou")
