@@ -1,14 +1,16 @@
-"""Lowering, compiling and run time of versions of the Mosaic GPU lerp_decode kernel's file, side by side.
+"""Lowering, compiling and run time of versions of a lerp_decode kernel's file, side by side.
 
-    python -m benchmarks.kernel_versions --folder=versions --versions=before,after[,...] [--latents=50]
+    python -m benchmarks.kernel_versions --folder=versions --versions=before,after[,...] [--latents=50] \
+        [--decoder_features=16,32]
 
-Each version is a copy of `lerpnet/ops/lerp_decode/mosaic.py` at some commit or with a change tried
-(`<folder>/<name>.py`, e.g. `git show REV:lerpnet/ops/lerp_decode/mosaic.py > versions/before.py`). For
-every ordered pair of N random latents, 11 steps, at the study's decoder widths (the weights scaled by 3 so
+Each version is a copy of a kernel module, `lerpnet/ops/lerp_decode/mosaic.py` or `triton.py`, at some
+commit or with a change tried (`<folder>/<name>.py`, e.g. `git show REV:lerpnet/ops/lerp_decode/mosaic.py >
+versions/before.py`), run at its launch class's defaults (`default_launch` where the module has one). For
+every ordered pair of N random latents, 11 steps, at the given decoder widths (the weights scaled by 3 so
 that most logits are far from the threshold), each version is lowered and compiled (both timed), run once
 and checked bit for bit against the first version; then they are timed in interleaved rounds (the median
 of `--calls` calls a round). Prints one line a version and step, and the fastest version that matches the
-first. Needs a CUDA GPU with Mosaic GPU (Hopper).
+first. Needs a CUDA GPU (Hopper for the Mosaic kernel).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _VERSIONS = flags.DEFINE_list("versions", None, "the versions' names, the refere
 _N = flags.DEFINE_integer("latents", 50, "latents N: every ordered pair, 11 steps", lower_bound=2)
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "interleaved timing rounds", lower_bound=1)
 _CALLS = flags.DEFINE_integer("calls", 5, "timed calls a version a round (their median)", lower_bound=1)
+_FEATURES = flags.DEFINE_list("decoder_features", ["16", "32"], "the decoder's widths (C0, C1)")
 _STEPS = 11  # the study's t = 0, 0.1, ..., 1
 
 
@@ -52,7 +55,7 @@ def main(argv):
     names = _VERSIONS.value
     modules = load_versions(pathlib.Path(_FOLDER.value), names)
     print(jax.__version__, jax.devices()[0].device_kind, flush=True)
-    model = models.Autoencoder(models.model_config(decoder_features=(16, 32)))
+    model = models.Autoencoder(models.model_config(decoder_features=tuple(int(c) for c in _FEATURES.value)))
     params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
     params = jax.tree.map(lambda a: a * 3, params)
     z = jax.random.normal(jax.random.key(1), (_N.value, 2, 2, 2, 8))
@@ -61,8 +64,9 @@ def main(argv):
     for name in names:
         module = modules[name]
         start = time.perf_counter()
+        launch = module.default_launch(params) if hasattr(module, "default_launch") else module.LAUNCH()
         lowered = module._lerp_decode.lower(params, z, i, j, 0.0, steps=_STEPS, span=(0, _STEPS), activation="relu",
-                                            launch=module.MosaicLaunch(), interpret=False)
+                                            launch=launch, interpret=False)
         lowered_at = time.perf_counter()
         compiled[name] = lowered.compile()
         compiled_at = time.perf_counter()
@@ -70,7 +74,7 @@ def main(argv):
         reference = out if reference is None else reference
         if np.array_equal(out, reference):
             same.append(name)
-        print(f"{name}: lower {lowered_at - start:.2f} s, compile {compiled_at - lowered_at:.2f} s; differs from "
+        print(f"{name}: {launch}; lower {lowered_at - start:.2f} s, compile {compiled_at - lowered_at:.2f} s; differs from "
               f"{names[0]} in {int((out != reference).sum())} of {out.size} words", flush=True)
     medians = {name: [] for name in names}
     for _ in range(_ROUNDS.value):

@@ -20,6 +20,12 @@ def test_modelnet_chairs_is_the_ablation_base_plus_the_winner():
         assert config.model.kernel_size == 4 and config.model.latent_features == 8
 
 
+def test_the_study_decoder_variant_is_the_winner_with_the_study_s_decoder_widths():
+    winner, fast = modelnet_chairs.get_config(), modelnet_chairs.get_config("study_decoder")
+    assert _differences(winner, fast) == {"model.decoder_features": ([64, 64], [16, 32])}
+    assert ablation.changes("winner+study_decoder") == {**modelnet_chairs.WINNER, **modelnet_chairs.STUDY_DECODER}
+
+
 def test_study_is_the_2018_autoencoder_with_the_base_recipe():
     config, base = study.get_config(), modelnet_chairs.get_config("ablation_base")
     assert tuple(config.model.encoder_features) == (32, 16) and tuple(config.model.decoder_features) == (16, 32)

@@ -34,7 +34,7 @@ VARIANTS = {
     "wide_encoder": {"model.encoder_features": (96, 192)},
     "deep_encoder": {"model.encoder_features": (64, 128, 128)},
     # narrower decoders, which the Mosaic lerp_decode kernel runs (Algorithm 1 decodes every in-between shape)
-    "study_decoder": {"model.decoder_features": (16, 32)},
+    "study_decoder": dict(modelnet_chairs.STUDY_DECODER),
     "decoder_32_16": {"model.decoder_features": (32, 16)},
     "translate": {"augment.max_shift": 2},
     "erase": {"augment.erase_prob": 0.5},

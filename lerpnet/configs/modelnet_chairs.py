@@ -51,7 +51,10 @@ WINNER = {
     # ModelNet's 12 azimuths of every training chair (the decoder no longer spends itself on poses)
     "data.rotations": "canonical",
 }
-VARIANTS = ("ablation_base", "smoke", "cpu")
+# `:study_decoder`: WINNER with the 2018 study's decoder widths, which the Mosaic GPU lerp_decode kernel runs
+# (configs/ablation.py's winner+study_decoder row)
+STUDY_DECODER = {"model.decoder_features": (16, 32)}
+VARIANTS = ("ablation_base", "study_decoder", "smoke", "cpu")
 
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
@@ -67,6 +70,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         eval_every=500, checkpoint_every=1000, eval_batch_size=128, num_reconstructions=12)
     if variant != "ablation_base":
         config.update_from_flattened_dict(WINNER)
+    if variant == "study_decoder":
+        config.update_from_flattened_dict(STUDY_DECODER)
     if variant == "smoke":
         config.data.num_shapes = 48
         default.smoke(config)
