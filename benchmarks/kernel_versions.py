@@ -1,7 +1,7 @@
 """Lowering, compiling and run time of versions of a lerp_decode kernel's file, side by side.
 
     python -m benchmarks.kernel_versions --folder=versions --versions=before,after[,...] [--latents=50] \
-        [--decoder_features=16,32]
+        [--widths=16,32]
 
 Each version is a copy of a kernel module, `lerpnet/ops/lerp_decode/mosaic.py` or `triton.py`, at some
 commit or with a change tried (`<folder>/<name>.py`, e.g. `git show REV:lerpnet/ops/lerp_decode/mosaic.py >
@@ -33,7 +33,7 @@ _VERSIONS = flags.DEFINE_list("versions", None, "the versions' names, the refere
 _N = flags.DEFINE_integer("latents", 50, "latents N: every ordered pair, 11 steps", lower_bound=2)
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "interleaved timing rounds", lower_bound=1)
 _CALLS = flags.DEFINE_integer("calls", 5, "timed calls a version a round (their median)", lower_bound=1)
-_FEATURES = flags.DEFINE_list("decoder_features", ["16", "32"], "the decoder's widths (C0, C1)")
+_WIDTHS = flags.DEFINE_list("widths", ["16", "32"], "the decoder's widths C0,C1 (decoder_features)")
 _STEPS = 11  # the study's t = 0, 0.1, ..., 1
 
 
@@ -55,7 +55,7 @@ def main(argv):
     names = _VERSIONS.value
     modules = load_versions(pathlib.Path(_FOLDER.value), names)
     print(jax.__version__, jax.devices()[0].device_kind, flush=True)
-    model = models.Autoencoder(models.model_config(decoder_features=tuple(int(c) for c in _FEATURES.value)))
+    model = models.Autoencoder(models.model_config(decoder_features=tuple(int(c) for c in _WIDTHS.value)))
     params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
     params = jax.tree.map(lambda a: a * 3, params)
     z = jax.random.normal(jax.random.key(1), (_N.value, 2, 2, 2, 8))
