@@ -33,9 +33,8 @@ VARIANTS = {
     "residual2": {"model.encoder_blocks": 2},
     "wide_encoder": {"model.encoder_features": (96, 192)},
     "deep_encoder": {"model.encoder_features": (64, 128, 128)},
-    # narrower decoders, which the Mosaic lerp_decode kernel runs (Algorithm 1 decodes every in-between shape)
+    # the study's decoder widths, which the Mosaic lerp_decode kernel runs (Algorithm 1 decodes every in-between shape)
     "study_decoder": dict(modelnet_chairs.STUDY_DECODER),
-    "decoder_32_16": {"model.decoder_features": (32, 16)},
     "translate": {"augment.max_shift": 2},
     "erase": {"augment.erase_prob": 0.5},
     "no_mirror": {"augment.mirror_axis": -1},

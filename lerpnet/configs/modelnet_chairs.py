@@ -24,7 +24,8 @@ validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
 (best 0.701 at step 4,000, 0.681 at the end), hence 6,000. `benchmarks/reproduce_gpu.sh OUTDIR
 train` runs this command and writes the files of results/train/.
 Variant `:study_decoder`: the same recipe with the 2018 study's decoder widths (16, 32), which the Mosaic GPU
-lerp_decode kernel runs (Algorithm 1 at N = 1000 in 1.85 s against 10.95 s for (64, 64): results/bench_model/).
+lerp_decode kernel runs (`score_pairs` at N = 1000: 1.85 s on an H200 against 10.95 s for (64, 64) on an H100;
+results/bench_model/).
 Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, four trainings sharing it, 241-252 s a
 run; results/ablate_training/study_decoder/): validation IoU 0.790 +- 0.005 over 3 seeds (threshold 0.7),
 92.0% of the validation voxels found at 0.53% false positives, path scores within a point or two of the
