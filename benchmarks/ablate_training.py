@@ -98,10 +98,9 @@ def score_run(config: ml_collections.ConfigDict, path: pathlib.Path, *, path_sha
            "best_val_iou": metrics.choose_threshold(best)[1]}
     if path_shapes:
         reference = trained_scores.canonical_training_shapes(dataset, config.data.rotations)
-        row.update(trained_scores.path_summary(model, params, val[:path_shapes], reference,
-                                               threshold=recon["threshold"], steps=path_steps))
-        at = trained_scores.path_summary(model, params, val[:path_shapes], reference, threshold=_PATH_THRESHOLD,
-                                         steps=path_steps)
+        chosen, at = trained_scores.path_summary(model, params, val[:path_shapes], reference,
+                                                 thresholds=(recon["threshold"], _PATH_THRESHOLD), steps=path_steps)
+        row.update(chosen)
         row.update({f"{k}@{_PATH_THRESHOLD}": at[k] for k in _PATHS})
     return row
 

@@ -74,25 +74,30 @@ def summarise(parts: list[dict]) -> dict:
     }
 
 
-def path_summary(model: models.Autoencoder, params, voxels: np.ndarray, reference: np.ndarray, *, threshold: float,
-                 steps: int = 11, batch_pairs: int = 256) -> dict:
-    """`summarise` of the paths of every unique pair (i < j) of `voxels`, decoded by the model and
-    thresholded at `threshold`; novelty against the `reference` (training) shapes. Needs two shapes."""
+def path_summary(model: models.Autoencoder, params, voxels: np.ndarray, reference: np.ndarray, *,
+                 thresholds: tuple[float, ...], steps: int = 11, batch_pairs: int = 256) -> list[dict]:
+    """`summarise` of the paths of every unique pair (i < j) of `voxels`, decoded by the model once and
+    thresholded at each of `thresholds` (one summary each, in order); novelty against the `reference`
+    (training) shapes. Needs two shapes."""
     n = len(voxels)
     if n < 2:
         raise ValueError(f"path scores need at least 2 shapes, got {n}")
     encode = jax.jit(functools.partial(model.apply, method=models.Autoencoder.encode))
-    decode = jax.jit(lambda p, latents: pack_voxels(
-        jax.nn.sigmoid(model.apply(p, latents, method=models.Autoencoder.decode)) > threshold))
+
+    @jax.jit
+    def decode(p, latents):
+        prob = jax.nn.sigmoid(model.apply(p, latents, method=models.Autoencoder.decode))
+        return [pack_voxels(prob > t) for t in thresholds]
+
     z = jnp.concatenate([encode(params, jnp.asarray(voxels[s])) for s in _batches(n, 256)])
     inputs = pack_voxels(jnp.asarray(voxels))
     bits, counts = reference_matrix(jnp.asarray(reference))
     i_all, j_all = np.triu_indices(n, 1)
-    parts = []
+    parts = [[] for _ in thresholds]
     for s in _batches(len(i_all), batch_pairs):
         i, j = jnp.asarray(i_all[s], jnp.int32), jnp.asarray(j_all[s], jnp.int32)
         latents = interpolate_pairs(z, i, j, steps=steps, implementation="xla")  # a few pairs: no kernel needed
         p = len(i_all[s])
-        packed = decode(params, latents.reshape(p * steps, *z.shape[1:])).reshape(p, steps, 32, 32)
-        parts.append(score_paths(packed, inputs[i], inputs[j], bits, counts))
-    return summarise(parts)
+        for part, packed in zip(parts, decode(params, latents.reshape(p * steps, *z.shape[1:]))):
+            part.append(score_paths(packed.reshape(p, steps, 32, 32), inputs[i], inputs[j], bits, counts))
+    return [summarise(part) for part in parts]
