@@ -52,7 +52,7 @@ _BF16 = jnp.bfloat16
 _TAPS = tuple(itertools.product((0, 1), (-1, 0, 1), (-1, 0, 1)))  # up2's weight blocks (e_d, delta_h, delta_w)
 _PLANE = 80  # rows of a plane in the slot and the ring: 8 h rows of 8 w, a zero h row above and below
 _MARGIN = 8  # rows around the slot's planes -1 .. 8 (-1 and 8 zero): a view reads 1 row beyond a plane
-_RING_MARGIN = 16  # rows around the ring: its views read at most 9 rows beyond a plane
+_RING_MARGIN = 16  # rows around the ring: its views, like the slot's, read 1 row beyond a plane (8 would do)
 # Rows of the lerped slot and the ring are 8 channels wider than they hold: with 32- or 64-byte rows the
 # 8 rows that one MMA fragment load reads would share 8 or 4 of the 32 banks (2- or 4-way conflicts);
 # with 48 or 80 bytes they fall in distinct banks
