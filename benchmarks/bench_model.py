@@ -41,7 +41,7 @@ from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, TritonLaunch, XlaLaunch, lerp_decode,
                                      lerp_decode_all_pairs)
-from lerpnet.ops.lerp_decode.api import unknown_implementations
+from lerpnet.ops.lerp_decode.api import resolve_implementation, unknown_implementations
 from lerpnet.ops.lerp_decode.triton import default_launch as triton_default_launch
 from lerpnet.tables import write_table
 from lerpnet.timing import Timing, time_calls
@@ -227,7 +227,9 @@ class Bench:
             model, params = self._model(decoder_features=tuple(widths))
             flops = model_flops(model.config)["decode"]
             label = width_label(widths)
-            for name in cfg.implementations:
+            # "auto" is what a researcher's call runs at these widths: timed under the implementation it picks
+            names = tuple(dict.fromkeys(resolve_implementation(model, params, name) for name in cfg.implementations))
+            for name in names:
                 launch = self._launch(name, label)
                 if name == "triton" and launch is None:
                     launch = triton_default_launch(params)
@@ -238,12 +240,12 @@ class Bench:
             z = z + jax.random.normal(jax.random.key(5), z.shape)  # untrained encoder: spread the latents
             i, j = jnp.asarray(pair_list(cfg.check_n, "all")).T
             ref = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation="reference")
-            for name in cfg.implementations:
+            for name in names:
                 out = lerp_decode(model, params, z, i, j, steps=cfg.steps, implementation=name,
                                   launch=self._launch(name, label))
                 mismatch[f"{name} {label}"] = float(jax.lax.population_count(out ^ ref).sum()) / ref.size / 32
             for n in tqdm(cfg.algorithm1_n, desc=f"Algorithm 1, {label}", unit="N"):
-                self._algorithm1_rows(model, params, n, label, flops)
+                self._algorithm1_rows(model, params, n, label, flops, names)
                 self.write()
             for n, c0, c1, warmup, repeats in cfg.end_to_end:
                 if (c0, c1) == tuple(widths) and not self.out_of_time(f"Algorithm 1 end to end N={n} {label}"):
@@ -273,14 +275,14 @@ class Bench:
                  block_pairs=last.block_pairs,
                  memory_mb=last.memory_bytes / 2**20)
 
-    def _algorithm1_rows(self, model, params, n: int, label: str, flops: float):
+    def _algorithm1_rows(self, model, params, n: int, label: str, flops: float, names: tuple[str, ...]):
         cfg = self.cfg
         x = random_voxels(jax.random.key(6), n, cfg.occupancy)
         reference = random_voxels(jax.random.key(10), cfg.reference_shapes, cfg.occupancy)  # novelty's training set
         i, j = jnp.asarray(pair_list(n, "all")).T
         encode = functools.partial(model.apply, method=models.Autoencoder.encode)
         encode_jit = jax.jit(encode)
-        for name in cfg.implementations:
+        for name in names:
             if n > cfg.max_n.get(name, n) or self.out_of_time(f"Algorithm 1 {name} N={n} {label}"):
                 continue
             launch = self._launch(name, label)

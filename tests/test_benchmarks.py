@@ -28,7 +28,8 @@ def test_smoke_run_writes_a_table(tmp_path):
     tasks = {(r["task"], r["framework"], r["variant"], r["dtype"]) for r in data["rows"]}
     assert ("train", "lerpnet", "subpixel", "float32") in tasks
     assert ("decode", "lerpnet", "subpixel", "float32") in tasks
-    assert any(t[2] == "Algorithm 1 N=3, every ordered pair: lerp_decode xla" for t in tasks)
+    every_pair = [r for r in data["rows"] if r["variant"].startswith("Algorithm 1 N=3, every ordered pair")]
+    assert [r["variant"] for r in every_pair] == ["Algorithm 1 N=3, every ordered pair: lerp_decode xla"]  # auto = xla
     assert any(t[2] == "Algorithm 1 N=3, each distinct shape once: lerp_decode xla" for t in tasks)
     assert any(t[2] == "Algorithm 1 N=3, encode to scores (lerpnet.allpairs.score_pairs): lerp_decode xla" for t in tasks)
     assert any(t[0] == "up2:forward" for t in tasks)
