@@ -29,7 +29,8 @@ results/bench_model/).
 Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, four trainings sharing it, 241-252 s a
 run; results/ablate_training/study_decoder/): validation IoU 0.790 +- 0.005 over 3 seeds (threshold 0.7),
 92.0% of the validation voxels found at 0.53% false positives, path scores within a point or two of the
-winner's.
+winner's. Alone on an H100: 87 s for the whole command, validation IoU 0.791 at threshold 0.7 (IoU@0.5 0.785;
+results/interpolate/study_decoder_h100/train/, 2026-12-07).
 Variant `:cpu`: a useful model on 2 CPU cores (canonical poses, 700 steps of 32): validation IoU
 0.647 at the threshold chosen on validation (0.7; IoU@0.5 0.640), 13 min 40 s on 2 cores. Smoke variant (a few steps of a tiny model on 24 chairs, for tests):
 --config=configs/modelnet_chairs.py:smoke
