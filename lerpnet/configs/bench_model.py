@@ -10,11 +10,12 @@ float32 (1.27x the best PyTorch), decoding 315k float32 (1.60x PyTorch eager, 1.
 the Triton lerp_decode kernel 0.9M shapes/s with the study's widths, Algorithm 1 at N = 50 in 31 ms
 (13 ms decoding each distinct shape once). One NVIDIA H200 at the (64, 64) decoder
 (`--config.decoder_widths="((64,64),)"`): the launch sweep 16 launches, 62.7 ms for the fastest (every
-ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`), latest runs on H100s: at the study's
-widths 15.3 ms (N = 50), 4.94 s (N = 1000, 10.75x PyTorch's best form, torch.compile max-autotune, in
-the same run; results/bench_model/nvidia_h100_torch_compile_n1000/) and 135.9 s (N = 5000, one call,
-compiling included); at (64, 64) 10.95 s at N = 1000, 6.6x PyTorch's best form (torch.compile
-max-autotune) in the same run (nvidia_h100_64wide_torch_compile/).
+ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`) with the default implementations
+(`--config.implementations="('auto',)"`: the Mosaic kernel at the study's widths, the Triton kernel at
+(64, 64)), latest run on an H100 (results/bench_model/nvidia_h100_auto_both_widths/): at the study's widths
+7.64 ms (N = 50) and 1.81 s (N = 1000, 30.3x PyTorch's best eager form in the same run), at (64, 64)
+28.5 ms and 10.55 s; N = 5000 at the study's widths 50.35 s on an H200 (nvidia_h200_up2_d_taps/);
+at (64, 64) N = 1000 on another H100, 6.6x torch.compile's best form (nvidia_h100_64wide_torch_compile/).
 Smoke variant (2 CPU cores, about a minute; what tests/test_benchmarks.py runs):
     python -m benchmarks.bench_model --config=configs/bench_model.py:smoke --workdir=/tmp/bench
 """
