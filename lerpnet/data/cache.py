@@ -1,7 +1,9 @@
 """The decoded-dataset cache: one `.npz` per source content, verified on read, optional on write.
 
 Decoding thousands of small files (or voxelising meshes) takes seconds to minutes, so a source is
-decoded once and kept as bit-packed grids. The cache is never trusted blindly and never required:
+decoded once and kept as bit-packed grids (`packbits` along the last axis: (N, 32, 32, 4) uint8, the
+form `cached` returns, so a reader unpacks only the grids it keeps). The cache is never trusted
+blindly and never required:
 - its name carries a hash of the source's bytes and the decoding settings (edit a file: new cache);
 - it stores a checksum of its arrays; a cache that fails to load or to match is rebuilt, with a
   warning naming it;
@@ -39,7 +41,7 @@ def _checksum(voxels: np.ndarray, ids: np.ndarray, rotations: np.ndarray, splits
 
 
 def read_cache(path: pathlib.Path) -> dict[str, np.ndarray]:
-    """The arrays of a cache file (voxels unpacked to bool), or ValueError/OSError if it is bad."""
+    """The arrays of a cache file (voxels bit-packed), or ValueError/OSError if it is bad."""
     with np.load(io.BytesIO(read_file(path)), allow_pickle=False) as z:
         packed = {name: z[name] for name in _FIELDS}
         stored = str(z["checksum"])
@@ -50,25 +52,35 @@ def read_cache(path: pathlib.Path) -> dict[str, np.ndarray]:
         len(packed[name]) != n for name in _FIELDS
     ):
         raise ValueError("arrays of inconsistent shapes")
-    return {**packed, "voxels": np.unpackbits(packed["voxels"], axis=-1, count=RESOLUTION).view(bool)}
+    return packed
 
 
-def write_cache(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the arrays (voxels bit-packed) atomically; any OSError is the caller's to handle."""
-    packed = {**arrays, "voxels": np.packbits(arrays["voxels"], axis=-1)}
+def pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays with bool (N, 32, 32, 32) voxels bit-packed, as the cache holds them."""
+    return {**arrays, "voxels": np.packbits(arrays["voxels"], axis=-1)}
+
+
+def unpack(voxels: np.ndarray) -> np.ndarray:
+    """Bit-packed grids (..., 32, 32, 4) back to bool (..., 32, 32, 32)."""
+    return np.unpackbits(voxels, axis=-1, count=RESOLUTION).view(bool)
+
+
+def write_cache(path: pathlib.Path, packed: dict[str, np.ndarray]) -> None:
+    """Write the arrays (voxels bit-packed by `pack`) atomically; any OSError is the caller's to handle."""
     with atomic_open(path) as f:
         np.savez_compressed(f, checksum=np.array(_checksum(**packed)), **packed)
 
 
 def cached(path: pathlib.Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The arrays stored at `path`, or `build()`'s (then stored there): see the module docstring."""
+    """The arrays stored at `path`, or `build()`'s (bool voxels; then stored there), voxels bit-packed
+    either way: see the module docstring."""
     if path.exists():
         try:
             return read_cache(path)
         except Exception as err:  # a torn, truncated or foreign file: any failure means rebuild
             warnings.warn(CacheWarning(f"dataset cache {path} is unreadable ({type(err).__name__}: {err}); "
                                        "rebuilding it"), stacklevel=2)
-    arrays = build()
+    arrays = pack(build())
     try:
         write_cache(path, arrays)
     except OSError as err:

@@ -32,7 +32,7 @@ import ml_collections
 import numpy as np
 
 from lerpnet.data import sources
-from lerpnet.data.cache import cached
+from lerpnet.data.cache import cached, pack, unpack
 from lerpnet.data.procedural import procedural_chairs
 from lerpnet.data.reading import file_digest
 from lerpnet.data.sources import LAYOUTS, RESOLUTION
@@ -122,10 +122,10 @@ def load_dataset(cfg: ml_collections.ConfigDict) -> Dataset:
     val_idx = [k for k in by_id if ids[k] in val and canonical[k]]
     with_rotation = cfg.rotations == "all"
     rotations = records["rotations"]
-    return Dataset(
-        train_voxels=records["voxels"][train_idx],
+    return Dataset(  # only the grids kept are unpacked
+        train_voxels=unpack(records["voxels"][train_idx]),
         train_ids=tuple(f"{ids[k]}_{rotations[k]}" if with_rotation else str(ids[k]) for k in train_idx),
-        val_voxels=records["voxels"][val_idx],
+        val_voxels=unpack(records["voxels"][val_idx]),
         val_ids=tuple(str(ids[k]) for k in val_idx),
     )
 
@@ -150,21 +150,22 @@ def _check(cfg) -> str:
 
 
 def _distinct_ids(voxels: np.ndarray, ids: np.ndarray, splits: np.ndarray) -> list[str]:
-    """Ids left when shapes with identical voxels are merged, keeping of each group the training
-    copy (where the source has a split), then the smallest id."""
+    """Ids left when shapes with identical (bit-packed) voxels are merged, keeping of each group the
+    training copy (where the source has a split), then the smallest id."""
     first_by_content: dict[bytes, str] = {}
     for k in sorted(range(len(ids)), key=lambda k: (splits[k] == "val", ids[k])):
-        first_by_content.setdefault(np.packbits(voxels[k]).tobytes(), str(ids[k]))
+        first_by_content.setdefault(voxels[k].tobytes(), str(ids[k]))
     return sorted(first_by_content.values())
 
 
 def _load_records(cfg, up: str) -> dict[str, np.ndarray]:
-    """Every shape of the source: arrays voxels (z-up), ids, rotations and splits."""
+    """Every shape of the source: arrays voxels (z-up, bit-packed as `cache` keeps them), ids, rotations
+    and splits."""
     if cfg.source == "procedural":
         n = cfg.num_shapes or PROCEDURAL_DEFAULT_COUNT
         ids = np.array([f"procedural_{cfg.seed}_{i:05d}" for i in range(n)])
-        return dict(voxels=to_z_up(procedural_chairs(n, cfg.seed), up), ids=ids,
-                    rotations=np.ones(n, dtype=np.int64), splits=np.full(n, ""))
+        return pack(dict(voxels=to_z_up(procedural_chairs(n, cfg.seed), up), ids=ids,
+                         rotations=np.ones(n, dtype=np.int64), splits=np.full(n, "")))
     path = sources.resolve_path(cfg.source, cfg.path)
     key = hashlib.sha256(
         f"{_CACHE_VERSION}|{cfg.source}|{cfg.category}|{cfg.rotations}|{up}|{RESOLUTION}".encode()
