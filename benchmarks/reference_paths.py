@@ -31,6 +31,7 @@ from absl import app, flags, logging
 
 from lerpnet import console, distance, metrics
 from lerpnet.allpairs.scores import reference_matrix
+from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import pack_voxels
 from lerpnet.configs import modelnet_chairs
 from lerpnet.data import load_dataset
@@ -75,7 +76,7 @@ def reference_scores(val: np.ndarray, train: np.ndarray, *, steps: int = 11, bat
     d = np.asarray(distance.signed_distance(jnp.asarray(val)))
     inputs = pack_voxels(jnp.asarray(val))
     bits, counts = reference_matrix(jnp.asarray(train))
-    i_all, j_all = np.triu_indices(len(val), 1)
+    i_all, j_all = pair_list(len(val), "unique").T
     rows = []
     for kind in MORPHS:
         parts = []

@@ -13,6 +13,7 @@ import numpy as np
 
 from lerpnet import metrics, models
 from lerpnet.allpairs.scores import largest_part, midpoint_novelty, path_scores, reference_matrix
+from lerpnet.allpairs.shapes import pair_list
 from lerpnet.bitpack import pack_voxels, unpack_voxels
 from lerpnet.ops.lerp import interpolate_pairs
 
@@ -92,7 +93,7 @@ def path_summary(model: models.Autoencoder, params, voxels: np.ndarray, referenc
     z = jnp.concatenate([encode(params, jnp.asarray(voxels[s])) for s in _batches(n, 256)])
     inputs = pack_voxels(jnp.asarray(voxels))
     bits, counts = reference_matrix(jnp.asarray(reference))
-    i_all, j_all = np.triu_indices(n, 1)
+    i_all, j_all = pair_list(n, "unique").T
     parts = [[] for _ in thresholds]
     for s in _batches(len(i_all), batch_pairs):
         i, j = jnp.asarray(i_all[s], jnp.int32), jnp.asarray(j_all[s], jnp.int32)
