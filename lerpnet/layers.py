@@ -119,8 +119,7 @@ def _shift(a: jax.Array, d: int, axis: int) -> jax.Array:
 def matmul_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """The same transposed convolution as one matmul (every input voxel's k^3 x O contributions), then
     per axis a shift-and-add of the taps into the output parities, then depth-to-space."""
-    k, cin, cout = kernel.shape[0], kernel.shape[3], kernel.shape[4]
-    b, n = x.shape[0], x.shape[1]
+    k = kernel.shape[0]
     y = jnp.einsum("bxyzi,ijklo->bxyzjklo", x, kernel.transpose(3, 0, 1, 2, 4))  # (B, n, n, n, k, k, k, O)
     pairs = _transposed_taps(k, stride)
     for axis in range(3):  # taps of spatial axis 1 + axis sit at 4 + axis; replace them by parities
