@@ -42,7 +42,6 @@ from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, TritonLaunch, XlaLaunch, lerp_decode,
                                      lerp_decode_all_pairs)
 from lerpnet.ops.lerp_decode.api import resolve_implementation, unknown_implementations
-from lerpnet.ops.lerp_decode.triton import default_launch as triton_default_launch
 from lerpnet.tables import write_table
 from lerpnet.timing import Timing, time_calls
 
@@ -231,8 +230,8 @@ class Bench:
             names = tuple(dict.fromkeys(resolve_implementation(model, params, name) for name in cfg.implementations))
             for name in names:
                 launch = self._launch(name, label)
-                if name == "triton" and launch is None:
-                    launch = triton_default_launch(params)
+                if launch is None and IMPLEMENTATIONS[name].LAUNCH is not None:  # what lerp_decode runs given none
+                    launch = IMPLEMENTATIONS[name].default_launch(params)
                 used[f"{name} {label}"] = describe(launch) if launch is not None else "none"
             # correctness on the device: each implementation against the unfused float32 reference
             x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)

@@ -5,11 +5,11 @@
 
 Each version is a copy of a kernel module, `lerpnet/ops/lerp_decode/mosaic.py` or `triton.py`, at some
 commit or with a change tried (`<folder>/<name>.py`, e.g. `git show REV:lerpnet/ops/lerp_decode/mosaic.py >
-versions/before.py`), run at its launch class's defaults (`default_launch` where the module has one). For
-every ordered pair of N random latents, 11 steps, at the given decoder widths (the weights scaled by 3 so
-that most logits are far from the threshold), each version is lowered and compiled (both timed), run once
-and checked bit for bit against the first version; then they are timed in interleaved rounds (the median
-of `--calls` calls a round). Prints one line a version and step, and the fastest version that matches the
+versions/before.py`), run at the module's `default_launch(params)` (a file older than that function: its
+launch class's defaults). For every ordered pair of N random latents, 11 steps, at the given decoder widths
+(the weights scaled by 3 so that most logits are far from the threshold), each version is lowered and
+compiled (both timed), run once and checked bit for bit against the first version; then they are timed in
+interleaved rounds (the median of `--calls` calls a round). Prints one line a version and step, and the fastest version that matches the
 first. Needs a CUDA GPU (Hopper for the Mosaic kernel).
 """
 
@@ -64,6 +64,7 @@ def main(argv):
     for name in names:
         module = modules[name]
         start = time.perf_counter()
+        # kernel files saved from commits before every implementation had default_launch: the class defaults
         launch = module.default_launch(params) if hasattr(module, "default_launch") else module.LAUNCH()
         lowered = module._lerp_decode.lower(params, z, i, j, 0.0, steps=_STEPS, span=(0, _STEPS), activation="relu",
                                             launch=launch, interpret=False)

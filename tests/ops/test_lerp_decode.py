@@ -386,3 +386,12 @@ def test_default_launch_is_the_measured_fastest_for_the_models_widths():
         params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 32)))  # shapes are enough
         assert triton.default_launch(params) == want
     assert triton.MEASURED_LAUNCHES[CHAIRS] != TritonLaunch()  # (64, 64) channels: the spill-free up1 slab
+
+
+def test_every_implementation_with_a_launch_has_a_default_launch_of_its_class():
+    model = models.Autoencoder(models.model_config(decoder_features=STUDY))
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
+    with_launch = {name: module for name, module in IMPLEMENTATIONS.items() if module.LAUNCH is not None}
+    assert sorted(with_launch) == ["mosaic", "triton", "xla"]
+    for module in with_launch.values():
+        assert isinstance(module.default_launch(params), module.LAUNCH)

@@ -77,6 +77,13 @@ class MosaicLaunch(Launch):
 LAUNCH = MosaicLaunch
 
 
+def default_launch(params) -> MosaicLaunch:
+    """The launch `lerp_decode` runs when given none: one for every width the kernel covers (one program
+    an SM, as the shared memory allows)."""
+    del params
+    return MosaicLaunch()
+
+
 def _slot_shapes(c0: int, c1: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """The lerped slot's and the ring's (rows, padded columns), rows rounded up to 64 so that a warpgroup
     zeroes them in whole vectors."""
@@ -301,9 +308,10 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
                 launch: MosaicLaunch | None = None, interpret: bool = False) -> jax.Array:
-    """Packed (P, stop - first, 32, 32); ValueError when the kernel does not cover the model."""
+    """Packed (P, stop - first, 32, 32); ValueError when the kernel does not cover the model.
+    launch None: `default_launch(params)`."""
     reason = unsupported(model.config.activation, params)
     if reason:
         raise ValueError(reason)
     return _lerp_decode(params, z, i, j, logit, steps=steps, span=span, activation=model.config.activation,
-                        launch=launch or MosaicLaunch(), interpret=interpret)
+                        launch=launch or default_launch(params), interpret=interpret)

@@ -28,6 +28,12 @@ class XlaLaunch(Launch):
 LAUNCH = XlaLaunch
 
 
+def default_launch(params) -> XlaLaunch:
+    """The launch `lerp_decode` runs when given none: the same chunk at every width."""
+    del params
+    return XlaLaunch()
+
+
 def _map_pair_chunks(decode, i: jax.Array, j: jax.Array, chunk: int) -> jax.Array:
     """`decode(i_c, j_c)` -> (len(i_c), ...) over the pairs in chunks of `chunk` under `lax.map` (the last
     chunk padded with the pair (0, 0)), so one chunk's intermediates live at a time: (P, ...). At most
@@ -63,6 +69,7 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
                 launch: XlaLaunch | None = None) -> jax.Array:
-    """Packed (P, stop - first, 32, 32), the model's activation, bf16 convolutions."""
+    """Packed (P, stop - first, 32, 32), the model's activation, bf16 convolutions. launch None:
+    `default_launch(params)`."""
     return _lerp_decode(params, z, i, j, logit, steps=steps, span=span, activation=model.config.activation,
-                        launch=launch or XlaLaunch())
+                        launch=launch or default_launch(params))
