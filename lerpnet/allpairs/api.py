@@ -129,6 +129,22 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
                       n + interior, time.perf_counter() - start, compile_seconds)
 
 
+def compile_score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str = "all", steps: int = 11,
+                        threshold: float = 0.5, implementation: str | None = None, tolerance: float = 0.0,
+                        memory_budget_mb: float = 8192.0, block_pairs: int = 0, num_devices: int = 0) -> float:
+    """Compile what `score_pairs` runs on operands of these shapes (arrays or jax.ShapeDtypeStruct) and
+    settings, so that its call compiles nothing; the seconds it took.
+
+    A program knows N before it has read its shapes: compiling on a background thread meanwhile takes the
+    compile (seconds on a GPU, the Pallas kernel's mostly) off the critical path.
+    """
+    start = time.perf_counter()
+    _compile(model, params, z, inputs, reference, pairs, steps, threshold,
+             resolve_implementation(model, params, implementation), tolerance, int(memory_budget_mb * 2**20),
+             block_pairs, device_mesh(num_devices))
+    return time.perf_counter() - start
+
+
 def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, implementation: str,
                batch: int = 16):
     """(i (B,), j (B,)) -> the bool grids (B, steps, 32, 32, 32) of those paths, for pictures and exports.

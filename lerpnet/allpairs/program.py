@@ -2,8 +2,9 @@
 pictures of every pair's interpolation path out.
 
 `interpolate_and_evaluate` reads as its five steps: read the run and choose the shapes (every input
-checked before any work), encode them, score every pair (`api.score_pairs`, resumable through the
-workdir's block store), write the reports, write the summary.
+checked before any work; where the config gives N, `score_pairs` compiles meanwhile on a background
+thread), encode them, score every pair (`api.score_pairs`, resumable through the workdir's block store),
+write the reports, write the summary.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from absl import logging
 from lerpnet import distributed
 from lerpnet import files as writers
 from lerpnet.allpairs import reports
-from lerpnet.allpairs.api import PairScores, path_grids, score_pairs
+from lerpnet.allpairs.api import PairScores, compile_score_pairs, path_grids, score_pairs
 from lerpnet.allpairs.gallery import write_gallery
 from lerpnet.allpairs.scores import as_packed, by_split, medians, plausible
-from lerpnet.allpairs.shapes import Shapes, dataset_parts, encode_shapes, pairs_by_id, select_shapes
+from lerpnet.allpairs.shapes import (Shapes, dataset_parts, encode_shapes, pairs_by_id, select_shapes,
+                                     shape_count)
 from lerpnet.allpairs.store import BlockStore, content_hash
 from lerpnet.configs import interpolate as interpolate_config
 from lerpnet.data import dataset_config, load_dataset
@@ -64,7 +66,7 @@ def interpolate_and_evaluate(config, workdir: str | pathlib.Path, files: tuple[s
     workdir and computes its share of the blocks; process 0 holds the lock, then writes everything
     else and returns the summary, the others return None.
     """
-    with contextlib.ExitStack() as held:  # the store's lock and a background compile, let go however this ends
+    with contextlib.ExitStack() as held:  # the store's lock and the background compiles, let go however this ends
         return _interpolate_and_evaluate(config, pathlib.Path(workdir), files, held)
 
 
@@ -84,12 +86,28 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
         logging.warning("the run %s reconstructs poorly (validation IoU %.3f < %.1f): its paths will be mostly "
                         "specks; train longer (e.g. --config.train.num_steps) before reading them",
                         run.checkpoint, run.val_iou, POOR_VAL_IOU)
-    reference, shapes = _choose_shapes(config, run, files)
-    export_pairs = pairs_by_id(config.export.pairs, shapes.ids) or [
-        (2 * k, 2 * k + 1) for k in range(min(config.export.count, len(shapes.ids) // 2))]
     model = Autoencoder(run.config.model)
     implementation = resolve_implementation(model, run.params, config.implementation)
     dtype = jnp.dtype(config.dtype)
+    settings = dict(pairs=config.pairs, steps=config.steps, threshold=threshold, implementation=implementation,
+                    tolerance=config.monotonic_tolerance, memory_budget_mb=config.memory_budget_mb,
+                    num_devices=config.num_devices)
+    data = dict(run.config.data) | ({"path": config.data_path} if config.data_path else {})
+    reference = load_dataset(dataset_config(**{**data, "rotations": "canonical"}))  # its training shapes: novelty
+    # Where the config gives N, score_pairs compiles on a background thread while the shapes are read and
+    # encoded (the workers do not hold up an error: a bad input is refused as soon as it is found).
+    background = concurrent.futures.ThreadPoolExecutor(1)
+    held.callback(background.shutdown, wait=False, cancel_futures=True)
+    count = shape_count(config.shapes, config.num_shapes, files)
+    compiled = None
+    if count and count >= 2:
+        z_spec, inputs_spec, reference_spec = _operands(model, run.params, count, len(reference.train_ids), dtype)
+        compiled = background.submit(compile_score_pairs, model, run.params, z_spec, inputs_spec,
+                                     reference=reference_spec, block_pairs=config.block_pairs, **settings)
+    rotated = load_dataset(dataset_config(**{**data, "rotations": "all"})) if config.shapes.rotations == "all" else None
+    shapes = select_shapes(config.shapes, config.num_shapes, dataset_parts(reference, rotated), files)
+    export_pairs = pairs_by_id(config.export.pairs, shapes.ids) or [
+        (2 * k, 2 * k + 1) for k in range(min(config.export.count, len(shapes.ids) // 2))]
     # The shapes and the training shapes, packed on the device once: every score_pairs call reads them there.
     inputs, reference_bits = as_packed(shapes.voxels), as_packed(reference.train_voxels)
     fingerprint = {
@@ -113,16 +131,13 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     laps.lap("encode")
 
     # 3. Every pair's path, decoded and scored (the first write is plan.json, once the plan fits).
-    settings = dict(reference=reference_bits, pairs=config.pairs, steps=config.steps, threshold=threshold,
-                    implementation=implementation, tolerance=config.monotonic_tolerance,
-                    memory_budget_mb=config.memory_budget_mb, block_pairs=store.block_pairs,
-                    num_devices=config.num_devices)
+    settings |= dict(reference=reference_bits, block_pairs=store.block_pairs)
     # The reports' path decoder compiles in the background meanwhile, off the critical path (on the
     # process that writes the reports).
     if distributed.is_primary():
-        background = held.enter_context(concurrent.futures.ThreadPoolExecutor(1))
         grids_compiled = background.submit(path_grids, model, run.params, z, steps=config.steps,
                                            threshold=threshold, implementation=implementation)
+    background_compile_seconds = compiled.result() if compiled is not None else 0.0  # its errors are raised here
     result = score_pairs(model, run.params, z, inputs, **settings, store=store, progress=config.progress)
     if result is None:
         return None  # another process (process 0) reads every block back and writes the reports
@@ -151,7 +166,8 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     outputs |= reports.write_exports(workdir, config.export, shapes, export_pairs, grids)
 
     # 5. The summary, its tables and the gallery.
-    summary = _summary(config, run, shapes, result, scores, distinct, threshold) | {
+    summary = _summary(config, run, shapes, result, scores, distinct, threshold,
+                       background_compile_seconds) | {
         "top_k": [{k: v for k, v in t.items() if k != "path"} for t in top],
         "exported_pairs": [[shapes.ids[i], shapes.ids[j]] for i, j in export_pairs],
     }
@@ -168,18 +184,18 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     return summary
 
 
-def _choose_shapes(config, run: Run, files: tuple[str, ...]):
-    """(the run's canonical dataset, whose training shapes are the novelty reference; the chosen Shapes)."""
-    data = dict(run.config.data)
-    if config.data_path:
-        data["path"] = config.data_path
-    canonical = load_dataset(dataset_config(**{**data, "rotations": "canonical"}))
-    rotated = load_dataset(dataset_config(**{**data, "rotations": "all"})) if config.shapes.rotations == "all" else None
-    return canonical, select_shapes(config.shapes, config.num_shapes, dataset_parts(canonical, rotated), files)
+def _operands(model: Autoencoder, params, n: int, references: int, dtype) -> tuple:
+    """The shapes of score_pairs' operands for N shapes and the reference's `references`: latents z,
+    packed inputs, packed reference."""
+    grids = jax.ShapeDtypeStruct((n, 32, 32, 32), bool)
+    z = jax.eval_shape(functools.partial(model.apply, method=Autoencoder.encode), params, grids)
+    packed = jax.eval_shape(as_packed, grids)
+    return (jax.ShapeDtypeStruct(z.shape, dtype), packed,
+            jax.ShapeDtypeStruct((references, *packed.shape[1:]), packed.dtype))
 
 
 def _summary(config, run: Run, shapes: Shapes, result: PairScores, scores: dict, distinct: np.ndarray,
-             threshold: float) -> dict:
+             threshold: float, background_compile_seconds: float) -> dict:
     decoded = len(result.pairs) * config.steps
     everything_now = result.blocks_computed == result.num_blocks
     return {
@@ -205,7 +221,10 @@ def _summary(config, run: Run, shapes: Shapes, result: PairScores, scores: dict,
         "num_blocks": result.num_blocks,
         "blocks_computed_now": result.blocks_computed,
         "stream_seconds_now": result.seconds,
-        "compile_seconds_now": result.compile_seconds,  # score_pairs' tracing and compiling (0 when cached)
+        # score_pairs' tracing and compiling (0 when cached): where the config gives N, on a background thread
+        # while the shapes were read and encoded (then score_pairs' own share is about 0)
+        "compile_seconds_now": background_compile_seconds + result.compile_seconds,
+        "compiled_while_reading": background_compile_seconds > 0,
         "decoded_shapes_per_second_now": decoded / result.seconds if everything_now else None,
         "plausible_paths": int((scores["plausible"] & distinct).sum()),
         **medians(scores, distinct),

@@ -67,11 +67,27 @@ def dataset_parts(dataset: Dataset, rotated: Dataset | None = None) -> Parts:
     return parts
 
 
+def _listed(text: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']: a config field's comma-separated list."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def shape_count(shapes_cfg, num_shapes: int, files: tuple[str, ...] = ()) -> int | None:
+    """How many shapes `select_shapes` returns, where the config says without the dataset (files, ids, a
+    capped split); None where the dataset decides. A program compiles for N while it reads the shapes."""
+    files = tuple(files) or tuple(_listed(shapes_cfg.files))
+    if files:
+        return len(files)
+    if shapes_cfg.source == "ids":
+        return len(_listed(shapes_cfg.ids)) or None
+    return (num_shapes or None) if shapes_cfg.source == "split" else None
+
+
 def select_shapes(shapes_cfg, num_shapes: int, parts: Parts, files: tuple[str, ...] = ()) -> Shapes:
     """The shapes a config asks for: splits of the dataset in order ("val+train": all validation
     shapes first), a list of ids, or files (turned z-up from `shapes_cfg.up_axis`). `num_shapes`
     caps the splits (0 = all of them) and is an error when larger than they are."""
-    files = tuple(files) or tuple(f for f in shapes_cfg.files.split(",") if f)
+    files = tuple(files) or tuple(_listed(shapes_cfg.files))
     source = "files" if files else shapes_cfg.source
     if source == "files":
         if not files:
@@ -81,7 +97,7 @@ def select_shapes(shapes_cfg, num_shapes: int, parts: Parts, files: tuple[str, .
     elif source in ("split", "ids"):
         where = {shape_id: (split, k) for split, (_, ids) in parts.items() for k, shape_id in enumerate(ids)}
         if source == "ids":
-            wanted = [s.strip() for s in shapes_cfg.ids.split(",") if s.strip()]
+            wanted = _listed(shapes_cfg.ids)
             unknown = [w for w in wanted if w not in where]
             if unknown:
                 sizes = ", ".join(f"{len(ids)} {split}" for split, (_, ids) in parts.items())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lerpnet import models
-from lerpnet.allpairs import score_pairs
+from lerpnet.allpairs import api, score_pairs
 from lerpnet.allpairs.scores import midpoint_novelty, path_scores, reference_matrix
 from lerpnet.allpairs.shapes import pair_list
 from lerpnet.allpairs.store import BlockStore
@@ -71,6 +71,22 @@ def test_a_store_is_resumed_from_and_its_blocks_reused(tiny, tmp_path):
     assert again.blocks_computed == 0
     for key, value in first.scores.items():
         np.testing.assert_array_equal(again.scores[key], value, err_msg=key)
+
+
+def test_compiling_ahead_from_shapes_alone_leaves_score_pairs_nothing_to_compile(tiny):
+    model, params, z, inputs, reference = tiny
+    settings = dict(pairs="all", steps=5, threshold=0.4, implementation="xla", block_pairs=8)
+    specs = [jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)) for a in (z, inputs, reference)]
+    api._COMPILED.clear()
+    assert api.compile_score_pairs(model, params, *specs[:2], reference=specs[2], **settings) > 0
+    compiled = dict(api._COMPILED)
+    assert len(compiled) == 1
+    got = score_pairs(model, params, z, inputs, reference=reference, **settings)
+    assert api._COMPILED == compiled  # the same programs, found by the operands' shapes: no compile
+    api._COMPILED.clear()
+    want = score_pairs(model, params, z, inputs, reference=reference, **settings)  # compiled from the arrays
+    for key, value in want.scores.items():
+        np.testing.assert_array_equal(got.scores[key], value, err_msg=key)
 
 
 def test_bad_arguments_are_refused(tiny):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lerpnet.allpairs.shapes import dataset_parts, encode_shapes, pair_list, pairs_by_id, select_shapes
+from lerpnet.allpairs.shapes import dataset_parts, encode_shapes, pair_list, pairs_by_id, select_shapes, shape_count
 from lerpnet.configs.interpolate import get_config
 from lerpnet.data import Dataset
 
@@ -34,6 +34,19 @@ def test_shapes_come_from_splits_in_order_with_rotated_copies_last():
     cfg.split = "val+rotated"
     with pytest.raises(ValueError, match="shapes.split must be splits from \\('val', 'train'\\)"):
         select_shapes(cfg, 0, dataset_parts(canonical))
+
+
+def test_shape_count_is_what_select_shapes_returns_where_the_config_alone_says():
+    grid = lambda k: np.full((32, 32, 32), k % 2 == 0)  # noqa: E731
+    parts = dataset_parts(Dataset(np.stack([grid(0), grid(1), grid(2)]), ("a", "b", "c"), np.stack([grid(3)]), ("v",)))
+    cfg = get_config().shapes
+    assert shape_count(cfg, 3) == len(select_shapes(cfg, 3, parts).ids) == 3  # a capped split
+    assert shape_count(cfg, 0) is None and len(select_shapes(cfg, 0, parts).ids) == 4  # the dataset decides
+    cfg.source, cfg.ids = "ids", "c, v,,a"
+    assert shape_count(cfg, 0) == len(select_shapes(cfg, 0, parts).ids) == 3
+    assert shape_count(cfg, 0, files=("x.binvox", "y.binvox")) == 2  # files on the command line win
+    cfg.source, cfg.files = "files", "x.binvox, y.binvox, z.binvox"
+    assert shape_count(cfg, 0) == 3
 
 
 def test_pairs_by_id_names_the_bad_entry():
