@@ -12,10 +12,12 @@ the Triton lerp_decode kernel 0.9M shapes/s with the study's widths, Algorithm 1
 (`--config.decoder_widths="((64,64),)"`): the launch sweep 16 launches, 62.7 ms for the fastest (every
 ordered pair at N = 50). Algorithm 1 end to end (`score_pairs`) with the default implementations
 (`--config.implementations="('auto',)"`: the Mosaic kernel at the study's widths, the Triton kernel at
-(64, 64)), latest run on an H100 (results/bench_model/nvidia_h100_auto_both_widths/): at the study's widths
-7.64 ms (N = 50) and 1.81 s (N = 1000, 30.3x PyTorch's best eager form in the same run), at (64, 64)
-28.5 ms and 10.55 s; N = 5000 at the study's widths 50.35 s on an H200 (nvidia_h200_up2_d_taps/);
-at (64, 64) N = 1000 on another H100, 6.6x torch.compile's best form (nvidia_h100_64wide_torch_compile/).
+(64, 64)), latest runs on H100s, one width a run: at the study's widths 9.20 ms (N = 50) and 1.825 s
+(N = 1000, 29.3x PyTorch's best form in the same run, torch.compile max-autotune float32;
+results/bench_model/nvidia_h100_auto_torch_compile/), at (64, 64) 29.1 ms and 10.60 s (7.1x PyTorch's best
+eager form; nvidia_h100_64wide_auto/); N = 5000 at the study's widths 50.35 s on an H200
+(nvidia_h200_up2_d_taps/); at (64, 64) N = 1000 on another H100, 6.6x torch.compile's best form
+(nvidia_h100_64wide_torch_compile/).
 Smoke variant (2 CPU cores, about a minute; what tests/test_benchmarks.py runs):
     python -m benchmarks.bench_model --config=configs/bench_model.py:smoke --workdir=/tmp/bench
 """

@@ -8,8 +8,9 @@
 folders. Voxel files after the flags replace the dataset's shapes. Rerunning on the same DIR
 resumes: finished blocks are kept, and a rerun with other settings or another model is refused.
 
-The decoder is the fused lerp-decode (`lerpnet.ops.lerp_decode`: the Triton kernel on a GPU, the
-fused XLA jit elsewhere; `--config.implementation=reference` runs the unfused model decoder); each
+The decoder is the fused lerp-decode (`lerpnet.ops.lerp_decode`: on a Hopper GPU the Mosaic GPU kernel
+where it covers the model's widths, else on a GPU the Triton kernel, the fused XLA jit elsewhere;
+`--config.implementation=reference` runs the unfused model decoder); each
 distinct shape is decoded once whatever the pair mode. A voxel is full where sigmoid(logit) >
 threshold, the run's own threshold (its threshold.json, else 0.5) unless `--config.threshold` says.
 
@@ -26,8 +27,9 @@ Variants:
   shapes (the study's size), timed end to end (encode + decode + threshold + pack + score; median
   of 5 after 1 warm-up) in summary.json["end_to_end"]. One H100, the configs/modelnet_chairs.py
   model: 33.7 ms end to end, 16.7 s for the whole command with a cold compilation cache
-  (results/interpolate/n50); the configs/study.py model (decoder widths (16, 32), the Mosaic GPU kernel):
-  13.3 ms (results/interpolate/n50_study_kernels).
+  (results/interpolate/n50); the configs/modelnet_chairs.py:study_decoder model (decoder widths (16, 32),
+  the Mosaic GPU kernel): 7.8 to 9.7 ms on H100s (results/interpolate/study_decoder_h100,
+  results/interpolate/compile_while_reading).
 - `modelnet_chairs`: N = 200 ModelNet chairs: every validation chair (84) plus training chairs,
   each labelled with its split; all 19,900 unique pairs in pairs.csv, medians per split pair in
   summary_by_split.md, figures (figure6.png, topk.png, exports/). One H100: 14.3 s for the whole
@@ -42,6 +44,9 @@ Variants:
   configs/study.py model (decoder widths (16, 32)), --config.timing.repeats=0, another H100, the Mosaic GPU
   kernel (the default there): 22.1 s with a cold cache, 12.6 s warm (median of 3), 2.73 s of it the stream
   (results/interpolate/n1000_study_mosaic_default; the Triton kernel in the same call: 24.2 s and 12.4 s).
+  The configs/modelnet_chairs.py:study_decoder model, --config.timing.repeats=0, the Mosaic GPU kernel of
+  now, score_pairs compiled while the shapes are read: 17.6 s with a cold cache, 10.0 and 10.3 s warm,
+  1.84 s of it the stream (results/interpolate/compile_while_reading).
 On a GPU (RUN = the trained ModelNet chairs run, e.g. configs/modelnet_chairs.py):
     lerpnet-interpolate --config=configs/interpolate.py:modelnet_study --workdir=runs/interp_n50 \
         --config.checkpoint_dir=RUN
