@@ -95,7 +95,7 @@ def _interpolate_and_evaluate(config, workdir: pathlib.Path, files: tuple[str, .
     data = dict(run.config.data) | ({"path": config.data_path} if config.data_path else {})
     reference = load_dataset(dataset_config(**{**data, "rotations": "canonical"}))  # its training shapes: novelty
     # Where the config gives N, score_pairs compiles on a background thread while the shapes are read and
-    # encoded (the workers do not hold up an error: a bad input is refused as soon as it is found).
+    # encoded (an error found meanwhile is raised at once, without waiting for the compile).
     background = concurrent.futures.ThreadPoolExecutor(1)
     held.callback(background.shutdown, wait=False, cancel_futures=True)
     count = shape_count(config.shapes, config.num_shapes, files)
