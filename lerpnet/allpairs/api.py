@@ -81,12 +81,7 @@ def score_pairs(model: Autoencoder, params, z, inputs, *, reference, pairs: str 
     all back and returns the scores, and the other processes return None.
     """
     n = z.shape[0]
-    if pairs not in PAIR_MODES:
-        raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
-    if n < 2 or steps < 2:
-        raise ValueError(f"score_pairs needs at least 2 shapes and 2 steps, got {n} shapes and steps={steps}")
-    if not math.isfinite(memory_budget_mb) or memory_budget_mb <= 0:
-        raise ValueError(f"memory_budget_mb must be a finite number > 0, got {memory_budget_mb}")
+    _check(n, pairs, steps, memory_budget_mb)
     processes = jax.process_count()
     if processes > 1 and store is None:
         raise ValueError(f"score_pairs on {processes} processes shares its blocks through a store: pass store= "
@@ -138,6 +133,7 @@ def compile_score_pairs(model: Autoencoder, params, z, inputs, *, reference, pai
     A program knows N before it has read its shapes: compiling on a background thread meanwhile takes the
     compile (seconds on a GPU, the Pallas kernel's mostly) off the critical path.
     """
+    _check(z.shape[0], pairs, steps, memory_budget_mb)
     start = time.perf_counter()
     _compile(model, params, z, inputs, reference, pairs, steps, threshold,
              resolve_implementation(model, params, implementation), tolerance, int(memory_budget_mb * 2**20),
@@ -170,6 +166,16 @@ def path_grids(model: Autoencoder, params, z, *, steps: int, threshold: float, i
         return np.concatenate(out) if out else np.zeros((0, steps, 32, 32, 32), bool)
 
     return decode
+
+
+def _check(n: int, pairs: str, steps: int, memory_budget_mb: float) -> None:
+    """score_pairs' and compile_score_pairs' arguments, refused before any work."""
+    if pairs not in PAIR_MODES:
+        raise ValueError(f"pairs must be one of {PAIR_MODES}, got {pairs!r}")
+    if n < 2 or steps < 2:
+        raise ValueError(f"score_pairs needs at least 2 shapes and 2 steps, got {n} shapes and steps={steps}")
+    if not math.isfinite(memory_budget_mb) or memory_budget_mb <= 0:
+        raise ValueError(f"memory_budget_mb must be a finite number > 0, got {memory_budget_mb}")
 
 
 def _compile(model, params, z, inputs, reference, pairs, steps, threshold, implementation, tolerance, budget,

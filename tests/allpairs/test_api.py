@@ -83,6 +83,9 @@ def test_compiling_ahead_from_shapes_alone_leaves_score_pairs_nothing_to_compile
     assert len(compiled) == 1
     got = score_pairs(model, params, z, inputs, reference=reference, **settings)
     assert api._COMPILED == compiled  # the same programs, found by the operands' shapes: no compile
+    with pytest.raises(ValueError, match="memory_budget_mb must be a finite number > 0, got inf"):
+        api.compile_score_pairs(model, params, *specs[:2], reference=specs[2], **settings,
+                                memory_budget_mb=float("inf"))
     api._COMPILED.clear()
     want = score_pairs(model, params, z, inputs, reference=reference, **settings)  # compiled from the arrays
     for key, value in want.scores.items():
