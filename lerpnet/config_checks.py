@@ -205,6 +205,8 @@ TRAINING_RULES: dict[str, Rule] = {
     "pace.pairs": integer(1),
     "pace.points": integer(1),
     "pace.sharpness": number(0.0, low_open=True),
+    "pieces.weight": number(0.0),
+    "pieces.threshold": number(0.0, 1.0, low_open=True, high_open=True),
     "train.batch_size": integer(1),
     "train.num_steps": integer(1),
     "train.learning_rate": number(0.0, low_open=True),

@@ -2,7 +2,7 @@
 order, and the step functions (`train_step`, `eval_step`) that lerpnet.train jits and loops over.
 
 The steps take the train state, the bit-packed dataset (kept on the devices, 4 KiB a shape) and
-batch indices; their options (augmentation, latent noise, weight EMA, the morph and pace terms, the ACAI critic) are
+batch indices; their options (augmentation, latent noise, weight EMA, the morph, pace and pieces terms, the ACAI critic) are
 config fields, all off by default. Nothing here writes, logs or reads files.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from lerpnet import acai, augment, losses, metrics, models, morph, pace
+from lerpnet import acai, augment, losses, metrics, models, morph, pace, pieces
 from lerpnet.bitpack import unpack_voxels
 
 # Validation IoU is reported at each; `metrics.choose_threshold` picks the run's threshold from them.
@@ -117,26 +117,30 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
     k_augment, k_dropout, k_noise, k_alpha = jax.random.split(key, 4)
     k_morph = jax.random.fold_in(key, 1)  # beside the split, which stays as it was before the morph term
     k_pace = jax.random.fold_in(key, 2)
+    k_pieces = jax.random.fold_in(key, 3)
     inputs, targets = augment.augment(unpack_voxels(packed[idx]), k_augment, config.augment)
 
     def loss_fn(params):
         z = state.apply_fn(params, inputs, True, method=models.Autoencoder.encode, rngs={"dropout": k_dropout})
-        logits = state.apply_fn(params, _noisy(z, tc.latent_noise, k_noise), method=models.Autoencoder.decode)
+        decode = functools.partial(state.apply_fn, params, method=models.Autoencoder.decode)
+        logits = decode(_noisy(z, tc.latent_noise, k_noise))
         reconstruction = jnp.mean(losses.voxel_loss(logits, targets, config.loss))
         loss, aux, critic_inputs = reconstruction, {}, None
         if morph_weight:
             mixed, alpha = acai.interpolants(z, k_morph)
-            morph_logits = state.apply_fn(params, mixed, method=models.Autoencoder.decode)
+            morph_logits = decode(mixed)
             morphs = morph.morph_targets(targets, alpha)  # of the targets alone: no gradient flows into them
             aux["morph_term"] = jnp.mean(losses.voxel_loss(morph_logits, morphs, config.loss))
             loss += morph_weight * aux["morph_term"]
         if config.pace.weight:
-            decode = functools.partial(state.apply_fn, params, method=models.Autoencoder.decode)
             aux["pace_term"] = pace.batch_pace_term(decode, z, logits, k_pace, config.pace)
             loss += config.pace.weight * aux["pace_term"]
+        if config.pieces.weight:
+            aux["pieces_term"] = pieces.batch_pieces_term(decode, z, k_pieces, config.pieces)
+            loss += config.pieces.weight * aux["pieces_term"]
         if acai_cfg.weight:
             mixed, alpha = acai.interpolants(z, k_alpha)
-            interpolated = jax.nn.sigmoid(state.apply_fn(params, mixed, method=models.Autoencoder.decode))
+            interpolated = jax.nn.sigmoid(decode(mixed))
             aux["acai_term"] = acai.autoencoder_term(state.critic.apply_fn(state.critic.params, interpolated))
             loss += acai_cfg.weight * aux["acai_term"]
             critic_inputs = (interpolated, alpha, jax.nn.sigmoid(logits))

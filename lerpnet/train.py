@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from lerpnet import acai, augment, config_checks, losses, metrics, models, morph, pace, steps
+from lerpnet import acai, augment, config_checks, losses, metrics, models, morph, pace, pieces, steps
 from lerpnet.bitpack import pack_voxels
 from lerpnet.data import dataset_config, load_dataset
 from lerpnet.validation import Validation
@@ -43,6 +43,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.acai = acai.acai_config()
     cfg.morph = morph.morph_config()
     cfg.pace = pace.pace_config()
+    cfg.pieces = pieces.pieces_config()
     cfg.train = ml_collections.ConfigDict(
         dict(
             batch_size=32,  # global: split over all local devices
