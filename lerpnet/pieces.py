@@ -4,10 +4,15 @@ A path's midpoint counts as one piece when its largest face-connected part holds
 voxels (benchmarks.trained_scores). On configs/modelnet_chairs.py about one validation midpoint in
 nine falls apart: a leg or slat of one chair shrinks away from the seat while the other chair's grows
 in elsewhere, and what is left floats. No differentiable loss sees connectivity, so this term finds
-it on the device: each decoded mix of a batch shape and its partner (`acai.interpolants`) is
-thresholded, its face-connected parts are labelled, and the voxels outside the largest part are
-pushed toward empty with the cross-entropy (per shape, over its full voxels). The largest part is
-left alone, as are the batch's reconstructions, which the reconstruction loss owns.
+it on the device. Each decoded mix of a batch shape and its partner (`acai.interpolants`) is
+thresholded and its face-connected parts are labelled; then
+- stray: the voxels outside the largest part are pushed toward empty with the cross-entropy (per
+  shape, over its full voxels);
+- lost mass: the mix's soft occupancy (its summed probabilities) is held up to the same mix of its
+  ends' (the batch's reconstructions, held fixed), so that the decoder cannot satisfy the first part by
+  thinning its mixes, which breaks them into more pieces, down to empty shapes (measured without it:
+  results/ablate_training/README.md). The push up falls on the uncertain voxels at the surface, where
+  growth joins pieces.
 
 The labelling spreads each voxel's label, the largest in its part, along whole runs of full voxels
 (a running maximum along each axis, in both directions) until no label changes: a part is labelled
@@ -85,19 +90,25 @@ def outside_largest_part(full: jax.Array) -> jax.Array:
     return full & (labels != largest.reshape((-1,) + (1,) * (full.ndim - 1)))
 
 
-def pieces_term(logits: jax.Array, threshold: float) -> jax.Array:
-    """Mean over shapes of the cross-entropy toward empty of the voxels outside the largest part of
-    `logits` > logit(threshold), over the shape's full voxels (+ 1): 0 for shapes in one piece."""
+def pieces_term(logits: jax.Array, threshold: float, mass: jax.Array) -> jax.Array:
+    """Mean over shapes of two parts (module docstring), 0 for a shape in one piece with its `mass`:
+    the cross-entropy toward empty of the voxels outside the largest part of `logits` > logit(threshold),
+    over the shape's full voxels (+ 1); the soft occupancy (sum of probabilities) below `mass` (B,), over
+    mass + 1."""
     full = jax.lax.stop_gradient(logits) > math.log(threshold / (1.0 - threshold))
     outside = outside_largest_part(full)
     axes = tuple(range(1, logits.ndim))
-    stray = jnp.sum(jnp.where(outside, jax.nn.softplus(logits.astype(jnp.float32)), 0.0), axis=axes)
-    return jnp.mean(stray / (jnp.sum(full, axis=axes) + 1.0))
+    logits = logits.astype(jnp.float32)
+    stray = jnp.sum(jnp.where(outside, jax.nn.softplus(logits), 0.0), axis=axes) / (jnp.sum(full, axis=axes) + 1.0)
+    lost = jax.nn.relu(mass - jnp.sum(jax.nn.sigmoid(logits), axis=axes)) / (mass + 1.0)
+    return jnp.mean(stray + lost)
 
 
-def batch_pieces_term(decode: Callable[[jax.Array], jax.Array], z: jax.Array, key: jax.Array,
+def batch_pieces_term(decode: Callable[[jax.Array], jax.Array], z: jax.Array, logits: jax.Array, key: jax.Array,
                       cfg: ml_collections.ConfigDict) -> jax.Array:
-    """The term of a training batch with latents `z`: its mixes with their partners (alpha from `key`),
-    decoded by `decode` (latents -> logits)."""
-    mixed, _ = acai.interpolants(z, key)
-    return pieces_term(decode(mixed), cfg.threshold)
+    """The term of a training batch: its latents `z` mixed with their partners' (alpha from `key`),
+    decoded by `decode` (latents -> logits), each held to the mix of its ends' soft occupancies (the
+    batch's reconstruction `logits`, held fixed: the reconstruction loss owns them)."""
+    mixed, alpha = acai.interpolants(z, key)
+    ends = jnp.sum(jax.nn.sigmoid(jax.lax.stop_gradient(logits).astype(jnp.float32)), axis=tuple(range(1, logits.ndim)))
+    return pieces_term(decode(mixed), cfg.threshold, acai.mix_with_partner(ends, alpha))

@@ -136,7 +136,7 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
             aux["pace_term"] = pace.batch_pace_term(decode, z, logits, k_pace, config.pace)
             loss += config.pace.weight * aux["pace_term"]
         if config.pieces.weight:
-            aux["pieces_term"] = pieces.batch_pieces_term(decode, z, k_pieces, config.pieces)
+            aux["pieces_term"] = pieces.batch_pieces_term(decode, z, logits, k_pieces, config.pieces)
             loss += config.pieces.weight * aux["pieces_term"]
         if acai_cfg.weight:
             mixed, alpha = acai.interpolants(z, k_alpha)

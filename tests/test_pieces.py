@@ -60,13 +60,31 @@ def test_term_is_zero_in_one_piece_and_pulls_only_the_stray_voxels_toward_empty(
     stray = np.zeros_like(grid)
     stray[0, 6:8, 6:8, 6:8] = True  # 8 voxels apart from it
     logits = np.where(grid | stray, 3.0, -3.0).astype(np.float32)
-    value, grad = jax.value_and_grad(lambda x: pieces.pieces_term(x, 0.5))(jnp.asarray(logits))
+    mass = jnp.zeros(1)  # no mass to keep: the stray part alone
+    value, grad = jax.value_and_grad(lambda x: pieces.pieces_term(x, 0.5, mass))(jnp.asarray(logits))
     assert float(value) == pytest.approx(8 * np.log1p(np.exp(3.0)) / (58 + 1), rel=1e-5)
     grad = np.asarray(grad)
     assert np.all(grad[stray] > 0) and np.all(grad[~stray] == 0)  # descent lowers the stray logits only
     one_piece = np.where(grid, 3.0, -3.0).astype(np.float32)
-    assert float(pieces.pieces_term(jnp.asarray(one_piece), 0.5)) == 0.0
-    assert float(pieces.pieces_term(jnp.asarray(logits), 0.99)) == 0.0  # nothing above the threshold
+    assert float(pieces.pieces_term(jnp.asarray(one_piece), 0.5, mass)) == 0.0
+    assert float(pieces.pieces_term(jnp.asarray(logits), 0.99, mass)) == 0.0  # nothing above the threshold
+
+
+def test_lost_mass_is_paid_so_an_empty_mix_costs_what_a_full_one_keeps():
+    """Emptying a mix would remove every stray part: the mass part makes that cost more than it saves."""
+    grid = np.zeros((1, 8, 8, 8), bool)
+    grid[0, 1:6, 1:6, 1:3] = True
+    grid[0, 6:8, 6:8, 6:8] = True  # 58 full voxels in two parts
+    logits = np.where(grid, 3.0, -3.0).astype(np.float32)
+    soft = float(jnp.sum(jax.nn.sigmoid(jnp.asarray(logits))))
+    mass = jnp.asarray([soft])
+    kept = float(pieces.pieces_term(jnp.asarray(logits), 0.5, mass))  # the stray part alone: mass is kept
+    assert kept == pytest.approx(8 * np.log1p(np.exp(3.0)) / 59, rel=1e-5)
+    empty = float(pieces.pieces_term(jnp.full_like(jnp.asarray(logits), -9.0), 0.5, mass))
+    assert empty == pytest.approx((soft - 512 * float(jax.nn.sigmoid(-9.0))) / (soft + 1), rel=1e-5) and empty > kept
+    _, grad = jax.value_and_grad(lambda x: pieces.pieces_term(x, 0.5, mass + 10.0))(jnp.asarray(logits))
+    main = np.asarray(grad)[grid & ~np.asarray(pieces.outside_largest_part(jnp.asarray(grid)))]
+    assert np.all(main < 0)  # short of its mass, the mix's main part is pushed to grow
 
 
 def test_train_step_minimises_reconstruction_plus_the_weighted_pieces_term():
