@@ -2,8 +2,8 @@
 order, and the step functions (`train_step`, `eval_step`) that lerpnet.train jits and loops over.
 
 The steps take the train state, the bit-packed dataset (kept on the devices, 4 KiB a shape) and
-batch indices; their options (augmentation, latent noise, weight EMA, the morph, pace and pieces terms, the ACAI critic) are
-config fields, all off by default. Nothing here writes, logs or reads files.
+batch indices; their options (augmentation, latent noise, weight EMA, the morph, pace and pieces terms,
+the ACAI critic) are config fields, all off by default. Nothing here writes, logs or reads files.
 """
 
 from __future__ import annotations

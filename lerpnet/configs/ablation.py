@@ -64,12 +64,11 @@ VARIANTS = {
     "pace3": {"pace.weight": 3.0},
     "sharp4": {"pace.sharpness": 4.0},  # the pace term on sigmoid(4 x logit): near the thresholded shapes
     "sharp8": {"pace.sharpness": 8.0},
-    # the pieces term: decoded latent mixes pushed to empty outside their largest part (lerpnet.pieces)
-    "pieces01": {"pieces.weight": 0.1},
+    # the pieces term: decoded latent mixes pushed to empty outside their largest part, their occupancy
+    # held up (lerpnet.pieces)
     "pieces03": {"pieces.weight": 0.3},
     "pieces1": {"pieces.weight": 1.0},
-    "pieces3": {"pieces.weight": 3.0},
-    "pieces_at_07": {"pieces.threshold": 0.7},  # at the winner's chosen threshold ("pieces03+pieces_at_07")
+    "pieces_at_07": {"pieces.threshold": 0.7},  # at the winner's chosen threshold (e.g. "pieces1+pieces_at_07")
     # distance-softened targets: the best logit is scale x the signed distance (lerpnet.losses)
     "soft1": {"loss.distance_scale": 1.0},
     "soft2": {"loss.distance_scale": 2.0},
