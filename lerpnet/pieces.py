@@ -94,6 +94,11 @@ def outside_largest_part(full: jax.Array) -> jax.Array:
     return full & (labels != largest.reshape((-1,) + (1,) * (full.ndim - 1)))
 
 
+def _soft_occupancy(logits: jax.Array) -> jax.Array:
+    """(B, ...) logits -> (B,) summed occupancy probabilities, in float32."""
+    return jnp.sum(jax.nn.sigmoid(logits.astype(jnp.float32)), axis=tuple(range(1, logits.ndim)))
+
+
 def pieces_term(logits: jax.Array, threshold: float, mass: jax.Array) -> jax.Array:
     """Mean over shapes of two parts (module docstring), 0 for a shape in one piece with its `mass`:
     the cross-entropy toward empty of the voxels outside the largest part of `logits` > logit(threshold),
@@ -104,7 +109,7 @@ def pieces_term(logits: jax.Array, threshold: float, mass: jax.Array) -> jax.Arr
     axes = tuple(range(1, logits.ndim))
     logits = logits.astype(jnp.float32)
     stray = jnp.sum(jnp.where(outside, jax.nn.softplus(logits), 0.0), axis=axes) / (jnp.sum(full, axis=axes) + 1.0)
-    lost = jax.nn.relu(mass - jnp.sum(jax.nn.sigmoid(logits), axis=axes)) / (mass + 1.0)
+    lost = jax.nn.relu(mass - _soft_occupancy(logits)) / (mass + 1.0)
     return jnp.mean(stray + lost)
 
 
@@ -114,5 +119,5 @@ def batch_pieces_term(decode: Callable[[jax.Array], jax.Array], z: jax.Array, lo
     decoded by `decode` (latents -> logits), each held to the mix of its ends' soft occupancies (the
     batch's reconstruction `logits`, held fixed: the reconstruction loss owns them)."""
     mixed, alpha = acai.interpolants(z, key)
-    ends = jnp.sum(jax.nn.sigmoid(jax.lax.stop_gradient(logits).astype(jnp.float32)), axis=tuple(range(1, logits.ndim)))
+    ends = _soft_occupancy(jax.lax.stop_gradient(logits))
     return pieces_term(decode(mixed), cfg.threshold, acai.mix_with_partner(ends, alpha))
