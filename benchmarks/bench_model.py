@@ -41,7 +41,7 @@ from lerpnet.bitpack import pack_voxels
 from lerpnet.device import device_info, device_slug
 from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, TritonLaunch, XlaLaunch, lerp_decode,
                                      lerp_decode_all_pairs)
-from lerpnet.ops.lerp_decode.api import resolve_implementation, unknown_implementations
+from lerpnet.ops.lerp_decode.api import resolve_implementation, resolve_launch, unknown_implementations
 from lerpnet.tables import write_table
 from lerpnet.timing import Timing, time_calls
 
@@ -229,9 +229,7 @@ class Bench:
             # "auto" is what a researcher's call runs at these widths: timed under the implementation it picks
             names = tuple(dict.fromkeys(resolve_implementation(model, params, name) for name in cfg.implementations))
             for name in names:
-                launch = self._launch(name, label)
-                if launch is None and IMPLEMENTATIONS[name].LAUNCH is not None:  # what lerp_decode runs given none
-                    launch = IMPLEMENTATIONS[name].default_launch(params)
+                _, launch = resolve_launch(model, params, name, self._launch(name, label))  # what lerp_decode runs
                 used[f"{name} {label}"] = describe(launch) if launch is not None else "none"
             # correctness on the device: each implementation against the unfused float32 reference
             x = random_voxels(jax.random.key(4), cfg.check_n, 0.3)

@@ -74,12 +74,12 @@ def _listed(text: str) -> list[str]:
 
 def shape_count(shapes_cfg, num_shapes: int, files: tuple[str, ...] = ()) -> int | None:
     """How many shapes `select_shapes` returns, where the config says without the dataset (files, ids, a
-    capped split); None where the dataset decides. A program compiles for N while it reads the shapes."""
+    capped split); None where the dataset decides, or where a list repeats an entry (`select_shapes` refuses
+    it). A program compiles for N while it reads the shapes."""
     files = tuple(files) or tuple(_listed(shapes_cfg.files))
-    if files:
-        return len(files)
-    if shapes_cfg.source == "ids":
-        return len(_listed(shapes_cfg.ids)) or None
+    listed = files or (tuple(_listed(shapes_cfg.ids)) if shapes_cfg.source == "ids" else ())
+    if listed:
+        return len(listed) if len(set(listed)) == len(listed) else None
     return (num_shapes or None) if shapes_cfg.source == "split" else None
 
 

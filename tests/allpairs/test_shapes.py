@@ -45,6 +45,10 @@ def test_shape_count_is_what_select_shapes_returns_where_the_config_alone_says()
     cfg.source, cfg.ids = "ids", "c, v,,a"
     assert shape_count(cfg, 0) == len(select_shapes(cfg, 0, parts).ids) == 3
     assert shape_count(cfg, 0, files=("x.binvox", "y.binvox")) == 2  # files on the command line win
+    cfg.ids = "c, a, c"
+    assert shape_count(cfg, 0) is None  # nothing to compile for: select_shapes refuses the list
+    with pytest.raises(ValueError, match="the same shape is listed twice"):
+        select_shapes(cfg, 0, parts)
     cfg.source, cfg.files = "files", "x.binvox, y.binvox, z.binvox"
     assert shape_count(cfg, 0) == 3
 

@@ -22,6 +22,7 @@ from lerpnet.ops.lerp import interpolate_pairs
 from lerpnet.ops.lerp_decode import (IMPLEMENTATIONS, MosaicLaunch, TritonLaunch, XlaLaunch, default_implementation,
                                      lerp_decode, lerp_decode_all_pairs)
 from lerpnet.ops.lerp_decode import mosaic, triton
+from lerpnet.ops.lerp_decode.api import resolve_launch
 from lerpnet.ops.lerp_decode.common import threshold_logit
 from tests.conftest import H100
 
@@ -352,6 +353,16 @@ def test_bad_arguments_are_refused():
     tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
     with pytest.raises(ValueError, match=r"powers of two >= 16 .*got \(4, 4\)"):
         lerp_decode(tiny, tiny.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32))), z, i, j, implementation="triton")
+
+
+def test_resolve_launch_gives_what_each_implementation_runs():
+    model, params, _ = model_and_latents(2, features=CHAIRS)
+    assert resolve_launch(model, params, "triton") == ("triton", TritonLaunch(up1_rows=4))  # measured for (64, 64)
+    assert resolve_launch(model, params, "xla") == ("xla", IMPLEMENTATIONS["xla"].default_launch(params))
+    assert resolve_launch(model, params, "reference") == ("reference", None)
+    given = TritonLaunch(programs=4)
+    assert resolve_launch(model, params, "triton", given) == ("triton", given)
+    assert resolve_launch(model, params, None)[0] == "xla"  # off the GPU
 
 
 @pytest.mark.parametrize("knobs, match", [

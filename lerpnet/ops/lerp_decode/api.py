@@ -59,13 +59,17 @@ def resolve_implementation(model: models.Autoencoder, params, implementation: st
     return implementation
 
 
-def _resolve(model, params, implementation: str | None, launch) -> str:
+def resolve_launch(model: models.Autoencoder, params, implementation: str | None, launch=None) -> tuple[str, object]:
+    """The implementation a name means here and the launch it runs: `launch`, checked against that
+    implementation's launch type, or its `default_launch(params)` (None for one that takes no launch)."""
     implementation = resolve_implementation(model, params, implementation)
-    expected = IMPLEMENTATIONS[implementation].LAUNCH
-    if launch is not None and (expected is None or not isinstance(launch, expected)):
-        want = "no launch" if expected is None else expected.__name__
+    module = IMPLEMENTATIONS[implementation]
+    if launch is not None and (module.LAUNCH is None or not isinstance(launch, module.LAUNCH)):
+        want = "no launch" if module.LAUNCH is None else module.LAUNCH.__name__
         raise ValueError(f"launch= for implementation {implementation!r} takes {want}, got {type(launch).__name__}")
-    return implementation
+    if launch is None and module.LAUNCH is not None:
+        launch = module.default_launch(params)
+    return implementation, launch
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, threshold: float = 0.5,
@@ -82,7 +86,7 @@ def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int = 11, 
     check_pairs(i, j, n)
     span = step_span(steps, step_range)
     logit = threshold_logit(threshold)
-    name = _resolve(model, params, implementation, launch)
+    name, launch = resolve_launch(model, params, implementation, launch)
     extra = {"interpret": interpret_off_gpu()} if name in KERNELS else {}
     i, j = jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
     return IMPLEMENTATIONS[name].lerp_decode(model, params, z, i, j, steps=steps, span=span, logit=logit,
@@ -110,7 +114,7 @@ def lerp_decode_all_pairs(model: models.Autoencoder, params, z, *, steps: int = 
     check_steps(steps)
     if steps < 3:
         raise ValueError(f"steps must be at least 3 (endpoints and an interior step), got {steps}")
-    name = _resolve(model, params, implementation, launch)
+    name, launch = resolve_launch(model, params, implementation, launch)
 
     def decode(i, j, span):
         return lerp_decode(model, params, z, i, j, steps=steps, threshold=threshold, step_range=span,
