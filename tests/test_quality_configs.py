@@ -13,7 +13,9 @@ def test_modelnet_chairs_is_the_ablation_base_plus_the_winner():
     base, winner = modelnet_chairs.get_config("ablation_base"), modelnet_chairs.get_config()
     assert {k: new for k, (_, new) in _differences(base, winner).items()} == modelnet_chairs.WINNER
     assert ablation.VARIANTS["winner"] == modelnet_chairs.WINNER
-    assert ablation.changes("combined+residual2+canonical_poses") == modelnet_chairs.WINNER  # the row measured and adopted
+    # the rows measured and adopted, and the leave-one-out row of the last one
+    assert ablation.changes("combined+residual2+canonical_poses+pieces03") == modelnet_chairs.WINNER
+    assert ablation.changes("winner+no_pieces") == {**modelnet_chairs.WINNER, "pieces.weight": 0.0}
     # The decoder stays the one the fused lerp-decode kernel runs fast.
     for config in (base, winner):
         assert tuple(config.model.decoder_features) == (64, 64) and config.model.activation == "relu"

@@ -8,15 +8,19 @@ or LERPNET_DATA. Training uses the canonical pose of the training chairs (the po
 chairs and of every path Algorithm 1 scores) plus random left-right mirrors and translations;
 validation is the canonical pose of the held-out chairs.
 This config is `:ablation_base` plus WINNER (below: weight EMA, two residual encoder blocks, a soft
-Tversky term, random translations of up to 2 voxels, canonical poses only), chosen by
-benchmarks/ablate_training.py against that base. Expected (measured on one NVIDIA H200, jax 0.11.2,
-float32; results/ablate_training/canonical/): validation IoU 0.803 +- 0.001 over 3 seeds at the
-threshold chosen on validation (0.7; IoU@0.5 0.801), 91.5% of the full validation voxels found at
-0.45% false positives, against 0.768 +- 0.001 with ModelNet's 12 poses of every training chair (the
-previous winner), 0.761 +- 0.003 with one residual block, 0.726 +- 0.002 without the translations and
-0.704 +- 0.000 for `:ablation_base`, after 6,000 steps of 128 shapes. Wall time: 88 s for the whole
-command, alone on one NVIDIA H100 80GB HBM3 (13,924 shapes/s; validation IoU 0.804 at threshold 0.65,
-IoU@0.5 0.801; results/train/, 2026-12-06), 281 s a run with three trainings sharing an H200.
+Tversky term, random translations of up to 2 voxels, canonical poses only, and the pieces term on
+decoded latent mixes), chosen by benchmarks/ablate_training.py against that base. Expected (measured on
+one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, three trainings sharing it, 351 to 374 s a run;
+results/ablate_training/pieces/three_seeds/): validation IoU 0.795 +- 0.003 over 3 seeds at the
+threshold chosen on validation (0.7; IoU@0.5 0.791), 91.5% of the full validation voxels found at 0.49%
+false positives; on the paths between validation chairs 99.8% of midpoints in one piece, 93.4% of paths
+monotone, median lowest step IoU 0.763, median novelty 0.561, after 6,000 steps of 128 shapes.
+Without the pieces term (measured on one NVIDIA H200; results/ablate_training/canonical/): 0.803 +-
+0.001, but 89.0% of midpoints in one piece; against 0.768 +- 0.001 with ModelNet's 12 poses of every
+training chair, 0.761 +- 0.003 with one residual block, 0.726 +- 0.002 without the translations and
+0.704 +- 0.000 for `:ablation_base`. Wall time without the pieces term: 88 s for the whole command,
+alone on one NVIDIA H100 80GB HBM3 (13,924 shapes/s; results/train/, 2026-12-06), 281 s a run with
+three trainings sharing an H200.
 Variant `:ablation_base` (the previous recipe, the ablation's base row; the study's widths are
 configs/study.py). Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32):
 validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
@@ -26,8 +30,8 @@ train` runs this command and writes the files of results/train/.
 Variant `:study_decoder`: the same recipe with the 2018 study's decoder widths (16, 32), which the Mosaic GPU
 lerp_decode kernel runs (`score_pairs` at N = 1000: 1.85 s on an H200 against 10.95 s for (64, 64) on an H100;
 results/bench_model/).
-Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, four trainings sharing it, 241-252 s a
-run; results/ablate_training/study_decoder/): validation IoU 0.790 +- 0.005 over 3 seeds (threshold 0.7),
+Expected without the pieces term (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, four trainings
+sharing it, 241-252 s a run; results/ablate_training/study_decoder/): validation IoU 0.790 +- 0.005 over 3 seeds (threshold 0.7),
 92.0% of the validation voxels found at 0.53% false positives, path scores within a point or two of the
 winner's. Alone on an H100: 87 s for the whole command, validation IoU 0.791 at threshold 0.7 (IoU@0.5 0.785;
 results/interpolate/study_decoder_h100/train/, 2026-12-07).
@@ -58,6 +62,9 @@ WINNER = {
     # the canonical pose only, as validation and Algorithm 1's paths have it: 0.768 -> 0.803 against
     # ModelNet's 12 azimuths of every training chair (the decoder no longer spends itself on poses)
     "data.rotations": "canonical",
+    # the pieces term (lerpnet.pieces): midpoints in one piece 89.0% -> 99.8%, validation IoU 0.803 -> 0.795
+    # (three seeds each, results/ablate_training/pieces/three_seeds/); weight 1: the same share for 0.789
+    "pieces.weight": 0.3,
 }
 # `:study_decoder`: WINNER with the 2018 study's decoder widths, which the Mosaic GPU lerp_decode kernel runs
 # (configs/ablation.py's winner+study_decoder row)
@@ -89,6 +96,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
         # 40 s for the whole command (results/train_cpu/). 700 steps keep it under the 15 minutes it is for.
         config.augment.max_shift = 0  # measured without translations (a short run: not ablated)
         config.model.encoder_blocks = 1  # measured with one residual block
+        config.pieces.weight = 0.0  # measured without the pieces term, which made the small CPU
+        # ablation's runs 44% longer (results/ablate_training/pieces/cpu/)
         config.model.update(encoder_features=(32, 16), decoder_features=(16, 32))
         config.loss.pos_weight = 3.0
         config.train.update(batch_size=32, num_steps=700, learning_rate=3e-3, warmup_steps=50, log_every=50,
