@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from lerpnet import acai
+from lerpnet.ops.lerp_decode.common import threshold_logit
 
 
 def pieces_config(**overrides) -> ml_collections.ConfigDict:
@@ -104,7 +105,7 @@ def pieces_term(logits: jax.Array, threshold: float, mass: jax.Array) -> jax.Arr
     the cross-entropy toward empty of the voxels outside the largest part of `logits` > logit(threshold),
     over the shape's full voxels (+ 1); the soft occupancy (sum of probabilities) below `mass` (B,), over
     mass + 1."""
-    full = jax.lax.stop_gradient(logits) > math.log(threshold / (1.0 - threshold))
+    full = jax.lax.stop_gradient(logits) > threshold_logit(threshold)
     outside = outside_largest_part(full)
     axes = tuple(range(1, logits.ndim))
     logits = logits.astype(jnp.float32)

@@ -14,7 +14,6 @@ at the run's own threshold (chosen on validation when it was trained) unless tol
 from __future__ import annotations
 
 import functools
-import math
 import pathlib
 import warnings
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from lerpnet import models
 from lerpnet.bitpack import unpack_voxels
 from lerpnet.data import file_up_axis, load_voxels, to_z_up
 from lerpnet.ops.lerp_decode import lerp_decode
+from lerpnet.ops.lerp_decode.common import threshold_logit
 from lerpnet.workdir import POOR_VAL_IOU, Run, load_run
 
 RESOLUTION = 32
@@ -108,10 +108,8 @@ class TrainedAutoencoder:
 
     def decode(self, latents, threshold: float | None = None) -> np.ndarray:
         """Bool grids of latents: voxel on where sigmoid(logit) > threshold (default: the run's)."""
-        threshold = self.threshold if threshold is None else threshold
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold}")
-        return self.decode_logits(latents) > math.log(threshold / (1.0 - threshold))
+        logit = threshold_logit(self.threshold if threshold is None else threshold)  # checks it first
+        return self.decode_logits(latents) > logit
 
     def reconstruct(self, voxels, threshold: float | None = None) -> np.ndarray:
         """decode(encode(voxels)): what the autoencoder makes of each shape."""
