@@ -145,7 +145,7 @@ def write_tables(workdir: pathlib.Path, config, names: list[str], jobs, started:
     rows = [files.read_json(p) for p in (run_dir(workdir, v, k) / "row.json" for v, k in jobs) if p.exists()]
     meta = {"command": " ".join(["python -m benchmarks.ablate_training", *sys.argv[1:]]),
             "base": "configs/modelnet_chairs.py:ablation_base" if config.data.source == "modelnet" else "smoke",
-            "device": rows[0]["device"] if rows else "", "jax": jax.__version__, "dtype": "float32",
+            "device": rows[0]["device"] if rows else "", "jax": jax.__version__, "dtype": config.model.dtype,
             "runs_done": f"{len(rows)}/{len(jobs)}",
             "wall_s_this_start": round(time.perf_counter() - started, 1),
             "train": f"{config.train.num_steps} steps x {config.train.batch_size} shapes unless a row changes them "

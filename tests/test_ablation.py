@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from benchmarks import ablate_training
@@ -95,6 +96,14 @@ def test_summarize_gives_mean_and_spread_over_seeds():
     assert ema["changes"] == "train.ema_decay=0.999" and ema["seeds"] == "3/3"
     assert ema["val_iou"] == pytest.approx(0.72) and ema["val_iou_std"] == pytest.approx(0.02)
     assert ema["fraction_monotone"] == pytest.approx(0.9) and "fraction_monotone" not in base
+
+
+def test_the_tables_name_the_jax_version_and_the_config_s_compute_dtype(tmp_path):
+    config = ablation.get_config("smoke")
+    config.model.dtype = "bfloat16"
+    ablate_training.write_tables(tmp_path, config, ["base"], [], started=0.0)
+    meta = json.loads((tmp_path / "ablation.json").read_text())["meta"]
+    assert meta["dtype"] == "bfloat16" and meta["jax"] == jax.__version__ and meta["runs_done"] == "0/0"
 
 
 def test_smoke_ablation_writes_its_tables_and_skips_finished_runs(tmp_path):
