@@ -3,7 +3,7 @@
 Same architecture as lerpnet.models with its default config: encoder conv k4 s2 1->32, relu,
 conv k4 s2 32->16, relu, conv k4 s4 16->8 (2^3 x 8 latent); decoder Linear 64->8^3xC0, relu,
 ConvTranspose k4 s2 C0->C1, relu, ConvTranspose k4 s2 C1->1 (logits), with (C0, C1) the decoder
-widths: the study's (16, 32) by default, (64, 64) for configs/modelnet_chairs.py's model. PyTorch's
+widths: the study's (16, 32) by default, (64, 64) for configs/modelnet_chairs.py:wide_decoder's model. PyTorch's
 `padding=1` for k4 s2 equals Flax's 'SAME' here. cuDNN, the optimiser and loss of
 benchmarks/bench_model.py. Decoding comes in the forms a PyTorch user would try for speed
 (`make_decode`): eager NCDHW, channels-last-3d, a captured CUDA graph, torch.compile (default and

@@ -11,11 +11,13 @@ from their checkpoints. Variants are named in VARIANTS; pick rows with
 --config.ablation.variants=base,ema,... (join names with "+" to stack them: combined+dropout).
 The default is the main table of results/ablate_training/: its four rows (the base, the first
 winner, + translations, and "winner" = configs/modelnet_chairs.py: + the second residual block, the
-canonical poses only and the pieces term) x 3 seeds of 6,000 steps, 4 trainings at a time on one GPU.
-Expected (measured on one NVIDIA H200, jax 0.11.2, float32): validation IoU 0.704 +- 0.000, 0.726 +-
-0.002, 0.761 +- 0.003 and, for the winner before the pieces term, 0.803 +- 0.001 (0.768 +- 0.001 for
-combined+residual2, the same with all 12 poses); with the pieces term 0.795 +- 0.003 (on an H100,
-results/ablate_training/pieces/three_seeds/), with the path scores of results/ablate_training/README.md. Those runs took 250 to 330 s each (a row's mean)
+canonical poses only, the pieces term and the study's decoder widths) x 3 seeds of 6,000 steps, 4
+trainings at a time on one GPU. Expected (measured on one NVIDIA H200, jax 0.11.2, float32): validation
+IoU 0.704 +- 0.000, 0.726 +- 0.002, 0.761 +- 0.003 and, for the winner before the pieces term and the
+study's decoder widths, 0.803 +- 0.001 (0.768 +- 0.001 for combined+residual2, the same with all 12 poses);
+with the pieces term 0.795 +- 0.003 (on an H100, results/ablate_training/pieces/three_seeds/), and with the
+study's decoder widths too, the winner now, 0.783 +- 0.002 (an H100,
+results/ablate_training/study_decoder_pieces/), with the path scores of results/ablate_training/README.md. Those runs took 250 to 330 s each (a row's mean)
 with four or five trainings sharing the GPU, so the 12 runs should take three rounds of that, about
 15 minutes with their path scores (an estimate: this default was not run as one command).
 Smoke variant (2 rows x 2 seeds of a tiny model on procedural chairs, seconds on a CPU):
@@ -34,8 +36,10 @@ VARIANTS = {
     "residual2": {"model.encoder_blocks": 2},
     "wide_encoder": {"model.encoder_features": (96, 192)},
     "deep_encoder": {"model.encoder_features": (64, 128, 128)},
-    # the study's decoder widths, which the Mosaic lerp_decode kernel runs (Algorithm 1 decodes every in-between shape)
-    "study_decoder": dict(modelnet_chairs.STUDY_DECODER),
+    # the study's decoder widths, which the Mosaic lerp_decode kernel runs (Algorithm 1 decodes every in-between shape);
+    # the winner has them, "winner+wide_decoder" the base's (64, 64)
+    "study_decoder": {"model.decoder_features": (16, 32)},
+    "wide_decoder": dict(modelnet_chairs.WIDE_DECODER),
     "translate": {"augment.max_shift": 2},
     "erase": {"augment.erase_prob": 0.5},
     "no_mirror": {"augment.mirror_axis": -1},
@@ -81,7 +85,7 @@ VARIANTS = {
     # the second (+ translations), on which the rows "combined+morph", "combined+soft1", ... stack
     "combined": {"train.ema_decay": 0.999, "model.encoder_blocks": 1, "loss.overlap_weight": 1.0,
                  "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7, "augment.max_shift": 2},
-    # what configs/modelnet_chairs.py adds to the base: combined+residual2+canonical_poses+pieces03
+    # what configs/modelnet_chairs.py adds to the base: combined+residual2+canonical_poses+pieces03+study_decoder
     "winner": dict(modelnet_chairs.WINNER),
 }
 DEFAULT_ROWS = "base,ema_residual_tversky,combined,winner"  # the main table of results/ablate_training/

@@ -40,8 +40,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # benchmarks.fast_layers.CONV_TRANSPOSE ("lax", the plain form, spends minutes in cuDNN autotuning)
     cfg.layer_formulations = ("subpixel", "parity")
     cfg.layer_dtypes = ("float32", "bfloat16")
-    # Algorithm 1: N^2 pairs x `steps` interpolants, for each decoder width (the study's, and
-    # configs/modelnet_chairs.py's) and each lerp_decode implementation ("auto": the one a researcher's
+    # Algorithm 1: N^2 pairs x `steps` interpolants, for each decoder width (the study's, which
+    # configs/modelnet_chairs.py has, and its :wide_decoder's) and each lerp_decode implementation ("auto": the one a researcher's
     # call runs at that width, timed under its name)
     cfg.algorithm1_n = (50, 200)
     cfg.steps = 11

@@ -8,33 +8,33 @@ or LERPNET_DATA. Training uses the canonical pose of the training chairs (the po
 chairs and of every path Algorithm 1 scores) plus random left-right mirrors and translations;
 validation is the canonical pose of the held-out chairs.
 This config is `:ablation_base` plus WINNER (below: weight EMA, two residual encoder blocks, a soft
-Tversky term, random translations of up to 2 voxels, canonical poses only, and the pieces term on
-decoded latent mixes), chosen by benchmarks/ablate_training.py against that base. Expected (measured on
-one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, three trainings sharing it, 351 to 374 s a run;
-results/ablate_training/pieces/three_seeds/): validation IoU 0.795 +- 0.003 over 3 seeds at the
-threshold chosen on validation (0.7; IoU@0.5 0.791), 91.5% of the full validation voxels found at 0.49%
-false positives; on the paths between validation chairs 99.8% of midpoints in one piece, 93.4% of paths
-monotone, median lowest step IoU 0.763, median novelty 0.561, after 6,000 steps of 128 shapes.
-Without the pieces term (measured on one NVIDIA H200; results/ablate_training/canonical/): 0.803 +-
-0.001, but 89.0% of midpoints in one piece; against 0.768 +- 0.001 with ModelNet's 12 poses of every
-training chair, 0.761 +- 0.003 with one residual block, 0.726 +- 0.002 without the translations and
-0.704 +- 0.000 for `:ablation_base`. Wall time without the pieces term: 88 s for the whole command,
-alone on one NVIDIA H100 80GB HBM3 (13,924 shapes/s; results/train/, 2026-12-06), 281 s a run with
-three trainings sharing an H200.
-Variant `:ablation_base` (the previous recipe, the ablation's base row; the study's widths are
+Tversky term, random translations of up to 2 voxels, canonical poses only, the pieces term on decoded
+latent mixes, and the 2018 study's decoder widths (16, 32), which the Mosaic GPU lerp_decode kernel runs),
+chosen by benchmarks/ablate_training.py against that base. Expected (measured on one NVIDIA H100 80GB HBM3,
+jax 0.11.2, float32, three trainings sharing it, 281 to 298 s a run;
+results/ablate_training/study_decoder_pieces/): validation IoU 0.783 +- 0.002 over 3 seeds at the threshold
+chosen on validation (0.7; IoU@0.5 0.775), 92.5% of the full validation voxels found at 0.59% false
+positives; on the paths between validation chairs 98.8% of midpoints in one piece, 94.8% of paths monotone,
+median lowest step IoU 0.780, median novelty 0.555, after 6,000 steps of 128 shapes. Alone on an H100: 109 s
+for the whole command, validation IoU 0.775 (IoU@0.5 0.767; results/train/, 2026-12-07). Then Algorithm 1
+(experiments.interpolate) on it: 8.7 ms at N = 50 and 1.84 s at N = 1000, every ordered pair, end to end
+(results/interpolate/).
+On the way (results/ablate_training/): 0.704 +- 0.000 for `:ablation_base`, 0.726 +- 0.002 with the EMA, one
+residual block and the Tversky term, 0.761 +- 0.003 with the translations, 0.768 +- 0.001 with a second
+residual block, 0.803 +- 0.001 on the canonical pose only (an H200; 89.0% of midpoints in one piece), 0.795 +-
+0.003 with the pieces term (99.8% in one piece) at decoder widths (64, 64): `:wide_decoder`.
+Variant `:ablation_base` (the previous recipe, the ablation's base row; the study's whole architecture is
 configs/study.py). Expected (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32):
 validation IoU@0.5 0.704 (IoU@0.4 0.702, IoU@0.3 0.695) after 6,000 steps of
 128 shapes, 20,825 shapes/s, 88 s wall (0.705 on an H200). A 24,000-step schedule overfitted
 (best 0.701 at step 4,000, 0.681 at the end), hence 6,000. `benchmarks/reproduce_gpu.sh OUTDIR
-train` runs this command and writes the files of results/train/.
-Variant `:study_decoder`: the same recipe with the 2018 study's decoder widths (16, 32), which the Mosaic GPU
-lerp_decode kernel runs (`score_pairs` at N = 1000: 1.85 s on an H200 against 10.95 s for (64, 64) on an H100;
-results/bench_model/).
-Expected without the pieces term (measured on one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, four trainings
-sharing it, 241-252 s a run; results/ablate_training/study_decoder/): validation IoU 0.790 +- 0.005 over 3 seeds (threshold 0.7),
-92.0% of the validation voxels found at 0.53% false positives, path scores within a point or two of the
-winner's. Alone on an H100: 87 s for the whole command, validation IoU 0.791 at threshold 0.7 (IoU@0.5 0.785;
-results/interpolate/study_decoder_h100/train/, 2026-12-07).
+train` runs the default config and writes the files of results/train/.
+Variant `:wide_decoder`: WINNER with the base's decoder widths (64, 64), which the Triton lerp_decode kernel
+runs. Expected (one NVIDIA H100 80GB HBM3, jax 0.11.2, float32, three trainings sharing it, 351 to 374 s a run;
+results/ablate_training/pieces/three_seeds/): validation IoU 0.795 +- 0.003 over 3 seeds (threshold 0.7),
+91.5% of the validation voxels found at 0.49% false positives, 99.8% of midpoints in one piece, 93.4% of
+paths monotone, median lowest step IoU 0.763. Alone: 149 s for the whole command, validation IoU 0.795;
+Algorithm 1 on it 35.7 ms at N = 50 and 10.52 s at N = 1000 (results/wide_decoder/, 2026-12-07).
 Variant `:cpu`: a useful model on 2 CPU cores (canonical poses, 700 steps of 32): validation IoU
 0.647 at the threshold chosen on validation (0.7; IoU@0.5 0.640), 13 min 40 s on 2 cores. Smoke variant (a few steps of a tiny model on 24 chairs, for tests):
 --config=configs/modelnet_chairs.py:smoke
@@ -49,7 +49,8 @@ from lerpnet.data import dataset_config
 
 # The training options the GPU ablation (benchmarks/ablate_training.py, lerpnet/configs/ablation.py)
 # compares against `:ablation_base`, today's measured recipe; this config is that base plus these.
-# Each taken out again (three seeds each, results/ablate_training/three_seeds_*/, against 0.803): without
+# Each taken out of the winner as it was before the pieces term and the study's decoder widths (three seeds
+# each, results/ablate_training/three_seeds_*/, against 0.803): without
 # the residual blocks 0.785, without the Tversky term 0.797, without the EMA 0.804 (no change beyond the
 # seeds' spread).
 WINNER = {
@@ -65,11 +66,14 @@ WINNER = {
     # the pieces term (lerpnet.pieces): midpoints in one piece 89.0% -> 99.8%, validation IoU 0.803 -> 0.795
     # (three seeds each, results/ablate_training/pieces/three_seeds/); weight 1: the same share for 0.789
     "pieces.weight": 0.3,
+    # the 2018 study's decoder widths, which the Mosaic GPU lerp_decode kernel runs: Algorithm 1 at N = 1000
+    # in about a sixth of (64, 64)'s time, for 0.012 of validation IoU (0.783 against 0.795) and smoother
+    # paths (lowest step IoU 0.780 against 0.763), three seeds each (results/ablate_training/study_decoder_pieces/)
+    "model.decoder_features": (16, 32),
 }
-# `:study_decoder`: WINNER with the 2018 study's decoder widths, which the Mosaic GPU lerp_decode kernel runs
-# (configs/ablation.py's winner+study_decoder row)
-STUDY_DECODER = {"model.decoder_features": (16, 32)}
-VARIANTS = ("ablation_base", "study_decoder", "smoke", "cpu")
+# `:wide_decoder`: WINNER with the base's decoder widths (64, 64) (configs/ablation.py's winner+wide_decoder row)
+WIDE_DECODER = {"model.decoder_features": (64, 64)}
+VARIANTS = ("ablation_base", "wide_decoder", "smoke", "cpu")
 
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
@@ -85,8 +89,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                         eval_every=500, checkpoint_every=1000, eval_batch_size=128, num_reconstructions=12)
     if variant != "ablation_base":
         config.update_from_flattened_dict(WINNER)
-    if variant == "study_decoder":
-        config.update_from_flattened_dict(STUDY_DECODER)
+    if variant == "wide_decoder":
+        config.update_from_flattened_dict(WIDE_DECODER)
     if variant == "smoke":
         config.data.num_shapes = 48
         default.smoke(config)

@@ -26,7 +26,7 @@ from lerpnet.ops.lerp_decode.api import resolve_launch
 from lerpnet.ops.lerp_decode.common import threshold_logit
 from tests.conftest import H100
 
-STUDY, CHAIRS = (16, 32), (64, 64)  # decoder_features of the study and of configs/modelnet_chairs.py
+STUDY, WIDE = (16, 32), (64, 64)  # decoder_features of the study (configs/modelnet_chairs.py too) and of its :wide_decoder
 
 
 @pytest.mark.parametrize("formulation", sorted(fast_layers.CONV_TRANSPOSE))
@@ -128,9 +128,9 @@ class TestHostImplementations(LerpDecodeSuite):
     cases = [Case(impl, launch, features, activation, steps=steps, step_range=span, threshold=threshold)
              for impl, launch in (("reference", None), ("xla", XlaLaunch(chunk=2)))
              for features, activation, steps, span, threshold in (
-                 (STUDY, "relu", 3, None, 0.5), (CHAIRS, "relu", 3, None, 0.5),
+                 (STUDY, "relu", 3, None, 0.5), (WIDE, "relu", 3, None, 0.5),
                  (STUDY, "gelu", 3, None, 0.5), (STUDY, "relu", 5, (1, 3), 0.3))]
-    cases += [Case(None), Case("auto", features=CHAIRS, threshold=0.7)]
+    cases += [Case(None), Case("auto", features=WIDE, threshold=0.7)]
 
 
 @pytest.mark.interpret
@@ -141,7 +141,7 @@ class TestTritonInterpret(LerpDecodeSuite):
     cases = [
         Case("triton", TritonLaunch(programs=4, rows=4, up1_rows=8)),
         Case("triton", TritonLaunch(programs=4, rows=2, up1_rows=2)),
-        Case("triton", TritonLaunch(programs=4, rows=4, up1_rows=4), features=CHAIRS),
+        Case("triton", TritonLaunch(programs=4, rows=4, up1_rows=4), features=WIDE),
         Case("triton", TritonLaunch(programs=3, rows=4), activation="gelu", steps=5, step_range=(1, 3),
              threshold=0.3),
     ]
@@ -167,17 +167,17 @@ class TestGPU(LerpDecodeSuite):
 
     cases = [Case("triton", launch, n=7, steps=11) for launch in (
         None, TritonLaunch(rows=2, up1_rows=2), TritonLaunch(programs=1056, rows=1, up1_rows=1))]
-    cases += [Case("triton", launch, CHAIRS, n=7, steps=11) for launch in (None, TritonLaunch(up1_rows=4))]
+    cases += [Case("triton", launch, WIDE, n=7, steps=11) for launch in (None, TritonLaunch(up1_rows=4))]
     cases += [Case("triton", None, STUDY, activation, n=7, steps=11) for activation in triton.ACTIVATIONS[1:]]
     cases += [Case(impl, None, features, n=7, steps=11, step_range=(2, 9), threshold=0.3)
-              for impl in ("triton", "xla", "auto") for features in (STUDY, CHAIRS)]
+              for impl in ("triton", "xla", "auto") for features in (STUDY, WIDE)]
     cases += [Case("mosaic", launch, STUDY, activation, n=7, steps=11) for launch, activation in (
         (None, "relu"), (MosaicLaunch(programs=264, items=100), "relu"), (None, "leaky_relu"))]
     cases += [Case("mosaic", None, STUDY, n=7, steps=11, step_range=(2, 9), threshold=0.3)]
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("features", [STUDY, CHAIRS])
+@pytest.mark.parametrize("features", [STUDY, WIDE])
 def test_gpu_all_pairs_equals_per_pair_kernel_on_most_bits(features):
     model, params, z = model_and_latents(9, features)
     i, j = every_pair(9)
@@ -188,7 +188,7 @@ def test_gpu_all_pairs_equals_per_pair_kernel_on_most_bits(features):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("features", [STUDY, CHAIRS])
+@pytest.mark.parametrize("features", [STUDY, WIDE])
 @pytest.mark.parametrize("num_warps", [4, 2])
 def test_gpu_triton_equals_xla_on_most_bits(features, num_warps):
     model, params, z = model_and_latents(6, features)
@@ -224,7 +224,7 @@ def test_all_pairs_needs_an_interior_step():
         lerp_decode_all_pairs(model, params, z, steps=2, implementation="reference")
 
 
-LOWERINGS = [(features, "relu", rows, up1_rows) for features in (STUDY, CHAIRS) for rows, up1_rows in ((2, 8), (1, 1))]
+LOWERINGS = [(features, "relu", rows, up1_rows) for features in (STUDY, WIDE) for rows, up1_rows in ((2, 8), (1, 1))]
 LOWERINGS += [(STUDY, activation, 2, 8) for activation in triton.ACTIVATIONS[1:]]
 
 
@@ -287,12 +287,12 @@ def test_mosaic_lowers_for_cuda_inside_a_two_device_shard_map():
 
 def test_mosaic_covers_what_fits_in_shared_memory():
     study, params, _ = model_and_latents(2)
-    chairs, chairs_params, _ = model_and_latents(2, CHAIRS)
+    wide, wide_params, _ = model_and_latents(2, WIDE)
     assert mosaic.unsupported("relu", params) == ""
-    assert "over an SM's 227 KiB" in mosaic.unsupported("relu", chairs_params)
+    assert "over an SM's 227 KiB" in mosaic.unsupported("relu", wide_params)
     assert "the model uses 'gelu'" in mosaic.unsupported("gelu", params)
     with pytest.raises(ValueError, match="shared memory"):
-        lerp_decode(chairs, chairs_params, jnp.zeros((2, 2, 2, 2, 8)), jnp.array([0]), jnp.array([1]),
+        lerp_decode(wide, wide_params, jnp.zeros((2, 2, 2, 2, 8)), jnp.array([0]), jnp.array([1]),
                     implementation="mosaic")
 
 
@@ -312,11 +312,11 @@ def test_mosaic_rows_put_one_fragment_loads_rows_in_distinct_banks(c0, c1):
 def test_default_rule(monkeypatch, hopper):
     monkeypatch.setattr(mosaic, "on_hopper", lambda: hopper)
     study, params, _ = model_and_latents(2, STUDY)
-    chairs, chairs_params, _ = model_and_latents(2, CHAIRS)
+    wide, wide_params, _ = model_and_latents(2, WIDE)
     tiny = models.Autoencoder(models.model_config(decoder_features=(4, 4)))
     tiny_params = tiny.init(jax.random.key(0), jnp.zeros((1, 32, 32, 32)))
     assert default_implementation(study, params, "gpu") == ("mosaic" if hopper else "triton")
-    assert default_implementation(chairs, chairs_params, "gpu") == "triton"  # (64, 64) does not fit an SM
+    assert default_implementation(wide, wide_params, "gpu") == "triton"  # (64, 64) does not fit an SM
     assert default_implementation(tiny, tiny_params, "gpu") == "xla"  # widths no kernel covers
     assert default_implementation(study, params, "cpu") == "xla"
     assert set(IMPLEMENTATIONS) == {"triton", "mosaic", "xla", "reference"}
@@ -356,7 +356,7 @@ def test_bad_arguments_are_refused():
 
 
 def test_resolve_launch_gives_what_each_implementation_runs():
-    model, params, _ = model_and_latents(2, features=CHAIRS)
+    model, params, _ = model_and_latents(2, features=WIDE)
     assert resolve_launch(model, params, "triton") == ("triton", TritonLaunch(up1_rows=4))  # measured for (64, 64)
     assert resolve_launch(model, params, "xla") == ("xla", IMPLEMENTATIONS["xla"].default_launch(params))
     assert resolve_launch(model, params, "reference") == ("reference", None)
@@ -391,12 +391,12 @@ def test_launches_parse_from_command_line_items_and_name_a_bad_one():
 
 
 def test_default_launch_is_the_measured_fastest_for_the_models_widths():
-    for features, want in ((CHAIRS, triton.MEASURED_LAUNCHES[CHAIRS]), (STUDY, triton.MEASURED_LAUNCHES[STUDY]),
+    for features, want in ((WIDE, triton.MEASURED_LAUNCHES[WIDE]), (STUDY, triton.MEASURED_LAUNCHES[STUDY]),
                            ((32, 32), TritonLaunch())):
         model = models.Autoencoder(models.model_config(decoder_features=features))
         params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 32)))  # shapes are enough
         assert triton.default_launch(params) == want
-    assert triton.MEASURED_LAUNCHES[CHAIRS] != TritonLaunch()  # (64, 64) channels: the spill-free up1 slab
+    assert triton.MEASURED_LAUNCHES[WIDE] != TritonLaunch()  # (64, 64) channels: the spill-free up1 slab
 
 
 def test_every_implementation_with_a_launch_has_a_default_launch_of_its_class():

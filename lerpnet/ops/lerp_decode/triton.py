@@ -12,7 +12,7 @@ so one compiled kernel serves every N.
 
 Channel counts come from the weights: any decoder_features (C0, C1) of powers of two >= 16
 (Triton's arrays are powers of two, its dots need dimensions >= 16), e.g. the study's (16, 32) and
-configs/modelnet_chairs.py's (64, 64).
+configs/modelnet_chairs.py:wide_decoder's (64, 64).
 """
 
 from __future__ import annotations
