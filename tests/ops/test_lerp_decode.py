@@ -253,16 +253,17 @@ def test_mosaic_calls_on_the_same_latents_share_one_lowered_kernel(lower_for_h10
     """An all-pairs run's programs (the shapes' own grids, blocks of any size, the pictures' paths) call the
     kernel on the same latents with other pairs, steps and thresholds: the kernel is lowered once."""
     model, params, z = model_and_latents(5, STUDY)
+    launch = mosaic.default_launch(params)  # what lerp_decode's resolve_launch gives these calls
     mosaic._exported_launch.cache_clear()
     for p, span, logit in ((3, (0, 1), 0.0), (10, (1, 10), 0.0), (4, (0, 11), 1.5)):
         i = j = jnp.zeros((p,), jnp.int32)
         text = lower_for_h100(lambda p_, z_, i_, j_, span=span, logit=logit: mosaic.lerp_decode(
-            model, p_, z_, i_, j_, steps=11, span=span, logit=logit), params, z, i, j)
+            model, p_, z_, i_, j_, steps=11, span=span, logit=logit, launch=launch), params, z, i, j)
         assert text.count("mosaic_gpu_v2") == 1
     assert mosaic._exported_launch.cache_info()[:2] == (2, 1)  # (hits, misses)
     other_latents = jnp.zeros((6, 2, 2, 2, 8))
-    lower_for_h100(lambda p_, z_: mosaic.lerp_decode(model, p_, z_, i, j, steps=11, span=(0, 1), logit=0.0),
-                   params, other_latents)
+    lower_for_h100(lambda p_, z_: mosaic.lerp_decode(model, p_, z_, i, j, steps=11, span=(0, 1), logit=0.0,
+                                                     launch=launch), params, other_latents)
     assert mosaic._exported_launch.cache_info().misses == 2
 
 
@@ -271,7 +272,9 @@ def test_mosaic_lowers_for_cuda_inside_a_two_device_shard_map():
     device's share (an exported one-device function may be called in any device context)."""
     model, params, z = model_and_latents(5, STUDY)
     mesh = jax.sharding.AbstractMesh((2,), ("pairs",), abstract_device=H100)
-    decode = jax.shard_map(lambda p, zz, i, j: mosaic.lerp_decode(model, p, zz, i, j, steps=11, span=(1, 10), logit=0.0),
+    launch = mosaic.default_launch(params)
+    decode = jax.shard_map(lambda p, zz, i, j: mosaic.lerp_decode(model, p, zz, i, j, steps=11, span=(1, 10), logit=0.0,
+                                                                  launch=launch),
                            mesh=mesh, in_specs=(P(), P(), P("pairs"), P("pairs")), out_specs=P("pairs"), check_vma=False)
 
     def spec(x, partition):

@@ -233,11 +233,11 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
-                launch: TritonLaunch | None = None, interpret: bool = False) -> jax.Array:
-    """Packed (P, stop - first, 32, 32); ValueError when the kernel does not cover the model.
-    launch None: `default_launch(params)`."""
+                launch: TritonLaunch, interpret: bool = False) -> jax.Array:
+    """Packed (P, stop - first, 32, 32); ValueError when the kernel does not cover the model. `launch`:
+    the caller's, or `default_launch(params)` as `api.resolve_launch` picks it."""
     reason = unsupported(model.config.activation, params)
     if reason:
         raise ValueError(reason)
     return _lerp_decode(params, z, i, j, logit, steps=steps, span=span, activation=model.config.activation,
-                        launch=launch or default_launch(params), interpret=interpret)
+                        launch=launch, interpret=interpret)

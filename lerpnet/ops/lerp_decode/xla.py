@@ -68,8 +68,8 @@ def _lerp_decode(params, z, i, j, logit, *, steps: int, span: tuple[int, int], a
 
 
 def lerp_decode(model: models.Autoencoder, params, z, i, j, *, steps: int, span: tuple[int, int], logit: float,
-                launch: XlaLaunch | None = None) -> jax.Array:
-    """Packed (P, stop - first, 32, 32), the model's activation, bf16 convolutions. launch None:
-    `default_launch(params)`."""
+                launch: XlaLaunch) -> jax.Array:
+    """Packed (P, stop - first, 32, 32), the model's activation, bf16 convolutions. `launch`: the caller's,
+    or `default_launch(params)` as `api.resolve_launch` picks it."""
     return _lerp_decode(params, z, i, j, logit, steps=steps, span=span, activation=model.config.activation,
-                        launch=launch or default_launch(params))
+                        launch=launch)
