@@ -38,11 +38,20 @@ def probabilities(model: models.Autoencoder, params, voxels: np.ndarray, batch: 
     return np.concatenate([np.asarray(run(params, jnp.asarray(voxels[s]))) for s in _batches(len(voxels), batch)])
 
 
-def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds) -> dict:
-    """Mean IoU at each threshold ("iou@t"), the threshold with the best mean IoU, and at that threshold
-    the per-shape IoUs and the pooled true / false positive rates."""
+def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds,
+                          overlap: tuple[float, float] | None = None) -> dict:
+    """Mean IoU and the pooled true / false positive rates at each threshold ("iou@t",
+    "true_positive_rate@t", "false_positive_rate@t"; "overlap@t" too, the mean Tversky index with the
+    `overlap` weights of the run's loss when it has them), the threshold a run chooses from them
+    (`metrics.choose_threshold`), and at that threshold the per-shape IoUs and the rates."""
     out = {f"iou@{t}": float(np.mean(metrics.iou(prob > t, voxels))) for t in thresholds}
+    if overlap:
+        out.update({f"overlap@{t}": float(np.mean(metrics.tversky_index(prob > t, voxels, *overlap)))
+                    for t in thresholds})
     threshold, best = metrics.choose_threshold(out)
+    for t in thresholds:
+        tpr, fpr = metrics.voxel_rates(prob > t, voxels)
+        out.update({f"true_positive_rate@{t}": float(tpr), f"false_positive_rate@{t}": float(fpr)})
     tpr, fpr = metrics.voxel_rates(prob > threshold, voxels)
     per_shape = np.asarray(metrics.iou(prob > threshold, voxels))
     return {**out, "threshold": threshold, "iou": best, "per_shape_iou": per_shape,

@@ -56,6 +56,12 @@ def tversky_loss(prob: jax.Array, targets: jax.Array, alpha: float, beta: float)
     return 1.0 - (tp + 1.0) / (tp + alpha * fp + beta * fn + 1.0)  # +1: two empty grids agree
 
 
+def overlap_weights(cfg: ml_collections.ConfigDict) -> tuple[float, float] | None:
+    """(alpha, beta) of the loss's Tversky term, None without one: validation chooses the run's threshold
+    by the index with these weights (lerpnet.metrics.choose_threshold)."""
+    return (cfg.tversky_alpha, cfg.tversky_beta) if cfg.overlap_weight else None
+
+
 def soft_targets(targets: jax.Array, scale: float) -> jax.Array:
     """sigmoid(scale x each voxel's signed distance inside the surface of the (B, R, R, R) targets):
     0.62 / 0.38 at scale 1 on the voxels either side of the surface; within 3.4e-4 of 0/1 beyond

@@ -22,7 +22,7 @@ from lerpnet import acai, augment, losses, metrics, models, morph, pace, pieces
 from lerpnet.bitpack import unpack_voxels
 
 # Validation IoU is reported at each; `metrics.choose_threshold` picks the run's threshold from them.
-THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+THRESHOLDS = tuple(round(0.2 + 0.05 * k, 2) for k in range(15))  # 0.2, 0.25, ..., 0.9
 
 
 def learning_rate_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
@@ -163,13 +163,17 @@ def train_step(state: TrainState, packed: jax.Array, idx: jax.Array, *,
 
 def eval_step(params, packed: jax.Array, mask: jax.Array, *, model: models.Autoencoder,
               loss_cfg) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Sums over the shapes where `mask` is set (IoU at THRESHOLDS, occupancies, loss, count), and the
-    reconstructions (prob > 0.5)."""
+    """Sums over the shapes where `mask` is set (IoU at THRESHOLDS, and the Tversky index of the loss's
+    overlap term where it has one, by which the run's threshold is chosen; occupancies, loss, count), and
+    the reconstructions (prob > 0.5)."""
     x = unpack_voxels(packed)
     logits = model.apply(params, x)
     prob = jax.nn.sigmoid(logits)
     w = mask.astype(jnp.float32)
     out = {f"iou@{t}": jnp.sum(w * metrics.iou(prob > t, x)) for t in THRESHOLDS}
+    overlap = losses.overlap_weights(loss_cfg)
+    if overlap:
+        out.update({f"overlap@{t}": jnp.sum(w * metrics.tversky_index(prob > t, x, *overlap)) for t in THRESHOLDS})
     out["pred_occupancy"] = jnp.sum(w * metrics.occupancy(prob > 0.5))
     out["target_occupancy"] = jnp.sum(w * metrics.occupancy(x))
     out["loss"] = jnp.sum(w * losses.voxel_loss(logits, x, loss_cfg))

@@ -193,7 +193,7 @@ def _train(config: ml_collections.ConfigDict, wd: Workdir, mesh, changes: dict, 
         wd.save_curves(pending=[{"step": step, "split": "val", **val}])
         wd.log(step, "val", val)
         logging.info("step %d validation: IoU %.4f at the chosen threshold %.2f; %s", step, iou, threshold,
-                     ", ".join(f"{k} {v:.4f}" for k, v in val.items() if not k.startswith("iou@")))
+                     ", ".join(f"{k} {v:.4f}" for k, v in val.items() if not k.startswith(("iou@", "overlap@"))))
         return val
 
     def check_finite(step: int, loss: float) -> None:

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerpnet import metrics, steps, train
+from lerpnet import bitpack, metrics, models, steps, train
+from lerpnet.data import procedural_chairs
 from lerpnet.configs import default as default_config
 from lerpnet.workdir import Workdir
 from tests.train_steps import run_steps
@@ -100,6 +101,51 @@ def test_choose_threshold_takes_the_best_mean_iou_nearest_one_half_on_ties():
     assert metrics.choose_threshold({"iou@0.5": 0.7, "iou@0.2": 0.71}) == (0.2, 0.71)
     with pytest.raises(ValueError, match="iou@"):
         metrics.choose_threshold({"loss": 1.0})
+
+
+def test_choose_threshold_follows_the_losss_overlap_where_the_record_has_it():
+    """A loss that counts misses above extras: the threshold of its Tversky index, with the IoU there."""
+    val = {"iou@0.4": 0.70, "iou@0.5": 0.72, "iou@0.8": 0.75, "overlap@0.4": 0.90, "overlap@0.5": 0.91,
+           "overlap@0.8": 0.89}
+    assert metrics.choose_threshold(val) == (0.5, 0.72)
+    # within NEAR_TIE of the best the scores are one score (seeds differ by more): the nearest 0.5 wins
+    near = {"iou@0.3": 0.76, "iou@0.4": 0.77, "iou@0.5": 0.775, "iou@0.6": 0.78,
+            "overlap@0.3": 0.9013, "overlap@0.4": 0.9012, "overlap@0.5": 0.9005, "overlap@0.6": 0.9001}
+    assert metrics.choose_threshold(near) == (0.5, 0.775)
+    assert metrics.choose_threshold({**near, "overlap@0.5": 0.9002}) == (0.4, 0.77)
+    with pytest.raises(ValueError, match=r"without an iou@ entry.*0\.6"):
+        metrics.choose_threshold({"iou@0.5": 0.7, "overlap@0.5": 0.8, "overlap@0.6": 0.9})
+
+
+@pytest.mark.parametrize("overlap_weight", [0.0, 1.0])
+def test_evaluation_reports_the_losss_overlap_at_each_threshold_when_it_has_one(overlap_weight):
+    config = _config({"loss.overlap_weight": overlap_weight, "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7})
+    model = models.Autoencoder(config.model)
+    params = steps.create_state(config).params
+    packed = jnp.asarray(train._pack(procedural_chairs(3, 0)))
+    sums, _ = steps.eval_step(params, packed, jnp.array([True, True, False]), model=model, loss_cfg=config.loss)
+    overlaps = {k for k in sums if k.startswith("overlap@")}
+    if not overlap_weight:
+        assert not overlaps
+        return
+    assert overlaps == {f"overlap@{t}" for t in steps.THRESHOLDS}
+    prob = jax.nn.sigmoid(model.apply(params, bitpack.unpack_voxels(packed[:2])))
+    expected = jnp.sum(metrics.tversky_index(prob > 0.45, bitpack.unpack_voxels(packed[:2]), 0.3, 0.7))
+    assert float(sums["overlap@0.45"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_tversky_index_is_iou_at_unit_weights_and_weighs_misses_by_beta():
+    rng = np.random.default_rng(0)
+    pred, target = rng.random((3, 32, 32, 32)) < 0.1, rng.random((3, 32, 32, 32)) < 0.1
+    np.testing.assert_allclose(metrics.tversky_index(pred, target, 1.0, 1.0), metrics.iou(pred, target), rtol=1e-6)
+    target = np.zeros((1, 32, 32, 32), bool)
+    target[0, :4] = True  # 4,096 full voxels
+    missed, extra = target.copy(), target.copy()
+    missed[0, 0] = False  # 1,024 missed
+    extra[0, 4] = True  # 1,024 extra
+    assert metrics.tversky_index(missed, target, 0.3, 0.7) < metrics.tversky_index(extra, target, 0.3, 0.7)
+    np.testing.assert_allclose(metrics.tversky_index(missed, target, 0.3, 0.7), 3072 / (3072 + 0.7 * 1024), rtol=1e-6)
+    assert float(metrics.tversky_index(np.zeros_like(target), np.zeros_like(target), 0.3, 0.7)[0]) == 1.0
 
 
 def test_voxel_rates_pool_over_all_voxels():
