@@ -48,14 +48,14 @@ def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds,
     if overlap:
         out.update({f"overlap@{t}": float(np.mean(metrics.tversky_index(prob > t, voxels, *overlap)))
                     for t in thresholds})
-    threshold, best = metrics.choose_threshold(out)
     for t in thresholds:
         tpr, fpr = metrics.voxel_rates(prob > t, voxels)
         out.update({f"true_positive_rate@{t}": float(tpr), f"false_positive_rate@{t}": float(fpr)})
-    tpr, fpr = metrics.voxel_rates(prob > threshold, voxels)
+    threshold, best = metrics.choose_threshold(out)
     per_shape = np.asarray(metrics.iou(prob > threshold, voxels))
     return {**out, "threshold": threshold, "iou": best, "per_shape_iou": per_shape,
-            "true_positive_rate": float(tpr), "false_positive_rate": float(fpr)}
+            "true_positive_rate": out[f"true_positive_rate@{threshold}"],
+            "false_positive_rate": out[f"false_positive_rate@{threshold}"]}
 
 
 def score_paths(packed: jax.Array, start: jax.Array, end: jax.Array, reference_bits, reference_counts) -> dict:
