@@ -44,10 +44,8 @@ def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds,
     "true_positive_rate@t", "false_positive_rate@t"; "overlap@t" too, the mean Tversky index with the
     `overlap` weights of the run's loss when it has them), the threshold a run chooses from them
     (`metrics.choose_threshold`), and at that threshold the per-shape IoUs and the rates."""
-    out = {f"iou@{t}": float(np.mean(metrics.iou(prob > t, voxels))) for t in thresholds}
-    if overlap:
-        out.update({f"overlap@{t}": float(np.mean(metrics.tversky_index(prob > t, voxels, *overlap)))
-                    for t in thresholds})
+    out = {name: float(np.mean(per_shape))
+           for name, per_shape in metrics.threshold_scores(prob, voxels, thresholds, overlap).items()}
     for t in thresholds:
         tpr, fpr = metrics.voxel_rates(prob > t, voxels)
         out.update({f"true_positive_rate@{t}": float(tpr), f"false_positive_rate@{t}": float(fpr)})

@@ -170,10 +170,8 @@ def eval_step(params, packed: jax.Array, mask: jax.Array, *, model: models.Autoe
     logits = model.apply(params, x)
     prob = jax.nn.sigmoid(logits)
     w = mask.astype(jnp.float32)
-    out = {f"iou@{t}": jnp.sum(w * metrics.iou(prob > t, x)) for t in THRESHOLDS}
-    overlap = losses.overlap_weights(loss_cfg)
-    if overlap:
-        out.update({f"overlap@{t}": jnp.sum(w * metrics.tversky_index(prob > t, x, *overlap)) for t in THRESHOLDS})
+    scores = metrics.threshold_scores(prob, x, THRESHOLDS, losses.overlap_weights(loss_cfg))
+    out = {name: jnp.sum(w * per_shape) for name, per_shape in scores.items()}
     out["pred_occupancy"] = jnp.sum(w * metrics.occupancy(prob > 0.5))
     out["target_occupancy"] = jnp.sum(w * metrics.occupancy(x))
     out["loss"] = jnp.sum(w * losses.voxel_loss(logits, x, loss_cfg))
