@@ -4,9 +4,10 @@
         --exit_code=0 --wall_s=88 --log=train.log
 
 Writes into OUT: run.json (command, exit code, wall time, device, the final and best validation
-metrics, the median training rate), README.md (the same as a table), and the run's metrics.jsonl,
-config.json (its data path cut to the file name: the data location is the reader's), curves.png,
-the last evaluation's reconstructions.png and the log without its warnings. Checkpoints stay in RUN.
+metrics, the run's threshold, the median training rate), README.md (the same as a table), and the run's
+threshold.json, metrics.jsonl, config.json (its data path cut to the file name: the data location is
+the reader's), curves.png, the last evaluation's reconstructions.png and the log without its
+warnings. Checkpoints stay in RUN.
 benchmarks/reproduce_gpu.sh runs it after `experiments.train`.
 """
 
@@ -20,16 +21,18 @@ from typing import Any
 
 from absl import app, flags
 
-from lerpnet import files
+from lerpnet import files, workdir
 from lerpnet.device import device_info
 
 _DATA_COUNTS = re.compile(r"data: (\d+) training shapes, (\d+) validation shapes")
 
 
 def summarize(records: list[dict[str, Any]], config: dict[str, Any], *, command: str, exit_code: int,
-              wall_s: float, device: dict[str, Any], log: str = "") -> dict[str, Any]:
-    """run.json's content: final and best validation metrics and the median training rate (the first
-    logging interval, which includes compilation, left out)."""
+              wall_s: float, device: dict[str, Any], threshold: tuple[float, float | None],
+              log: str = "") -> dict[str, Any]:
+    """run.json's content: final and best validation metrics, the run's threshold (what its readers
+    decode with) and validation IoU there, and the median training rate (the first logging interval,
+    which includes compilation, left out)."""
     val = [r for r in records if r["split"] == "val"]
     if not val:
         raise ValueError("metrics.jsonl holds no validation record: the run stopped before its first evaluation")
@@ -39,6 +42,7 @@ def summarize(records: list[dict[str, Any]], config: dict[str, Any], *, command:
                 dtype=config["model"]["dtype"], batch_size=config["train"]["batch_size"], steps=val[-1]["step"],
                 data_shapes=dict(train=int(counts[1]), val=int(counts[2])) if counts else None,
                 final_val=val[-1], best_val=max(val, key=lambda r: r["iou@0.5"]),
+                threshold=threshold[0], val_iou_at_threshold=threshold[1],
                 train_shapes_per_s_median=statistics.median(rates) if rates else None)
 
 
@@ -51,6 +55,8 @@ def readme(summary: dict[str, Any], config: dict[str, Any]) -> str:
         data_cell += f", {shapes['train']:,} train / {shapes['val']:,} val shapes"
     device = summary["device"]
     rate = summary["train_shapes_per_s_median"]
+    at = summary["val_iou_at_threshold"]
+    iou_there = "" if at is None else f", validation IoU {at:.3f} there"
     lines = [
         "# Training results",
         "",
@@ -67,10 +73,12 @@ def readme(summary: dict[str, Any], config: dict[str, Any]) -> str:
         f"| {final['iou@0.3']:.3f} | {final['pred_occupancy']:.4f} / {final['target_occupancy']:.4f} "
         f"| {'' if rate is None else f'{rate:,.0f}'} | {summary['wall_s']:.0f} s |",
         "",
+        f"The run's threshold, chosen on validation (`threshold.json`, what every reader of the run decodes with): "
+        f"{summary['threshold']:.2f}{iou_there}. "
         f"Best validation IoU@0.5: {best['iou@0.5']:.3f} at step {best['step']:,}. Files: `run.json` (the same "
         "figures, the device and versions), `metrics.jsonl` (every logged step), `config.json` (the full config; "
         "`data.path` is the file name only), `curves.png`, `reconstructions.png` (the last evaluation: validation "
-        "inputs above their reconstructions), `train.log`.",
+        "inputs above their reconstructions), `threshold.json`, `train.log`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -81,12 +89,14 @@ def write_results(run: pathlib.Path, out: pathlib.Path, *, command: str, exit_co
     config = files.read_json(run / "config.json")
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     summary = summarize(records, config, command=command, exit_code=exit_code, wall_s=wall_s, device=device_info(),
-                        log=log)
+                        threshold=workdir.stored_threshold(run), log=log)
     config["data"]["path"] = pathlib.Path(config["data"].get("path") or "").name
     files.write_json(out / "config.json", config)
     files.write_json(out / "run.json", summary)
     files.write_text(out / "README.md", readme(summary, config))
     files.write_bytes(out / "metrics.jsonl", (run / "metrics.jsonl").read_bytes())
+    if (run / "threshold.json").is_file():
+        files.write_bytes(out / "threshold.json", (run / "threshold.json").read_bytes())
     pictures = sorted((run / "reconstructions").glob("*.png"))
     for source, name in ((run / "curves.png", "curves.png"), (pictures[-1] if pictures else None, "reconstructions.png")):
         if source is not None and source.exists():

@@ -242,8 +242,9 @@ class Run:
 POOR_VAL_IOU = 0.3  # below this a run's decoded shapes are mostly specks: its readers warn
 
 
-def _stored_threshold(path: pathlib.Path) -> tuple[float, float | None]:
-    """`threshold.json`'s (threshold, val_iou) when the run has one, else (the default 0.5, None)."""
+def stored_threshold(run_dir: str | pathlib.Path) -> tuple[float, float | None]:
+    """The run's `threshold.json`'s (threshold, val_iou) when it has one, else (the default 0.5, None)."""
+    path = pathlib.Path(run_dir) / "threshold.json"
     if not path.exists():
         return DEFAULT_THRESHOLD, None
     stored = files.read_json(path)
@@ -302,4 +303,4 @@ def load_run(path: str | pathlib.Path, step: int | None = None) -> Run:
                                                                   partial_restore=True))
     finally:
         manager.close()
-    return Run(config, state[key], str(where), *_stored_threshold(root / "threshold.json"))
+    return Run(config, state[key], str(where), *stored_threshold(root))

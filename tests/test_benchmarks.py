@@ -161,6 +161,19 @@ def test_train_results_summarise_a_run(tmp_path):
     assert (out / "reconstructions.png").read_bytes() == b"step 400"
     assert (out / "curves.png").read_bytes() == b"curves"
     assert "noise" not in (out / "train.log").read_text()
+    assert (summary["threshold"], summary["val_iou_at_threshold"]) == (0.5, None)  # no threshold.json: the default
+    assert "threshold.json" not in {p.name for p in out.iterdir()}
+
+
+def test_train_results_state_the_runs_own_threshold(tmp_path):
+    _fake_run(tmp_path / "run")
+    stored = {"threshold": 0.45, "val_iou": 0.7012, "step": 400, "best": None}
+    (tmp_path / "run" / "threshold.json").write_text(json.dumps(stored))
+    summary = train_results.write_results(tmp_path / "run", tmp_path / "out", command="", exit_code=0, wall_s=1.0)
+    assert (summary["threshold"], summary["val_iou_at_threshold"]) == (0.45, 0.7012)
+    assert json.loads((tmp_path / "out" / "threshold.json").read_text()) == stored
+    assert "threshold.json`, what every reader of the run decodes with): 0.45, validation IoU 0.701 there" in (
+        tmp_path / "out" / "README.md").read_text()
 
 
 def test_train_results_refuse_a_run_without_evaluations(tmp_path):

@@ -26,20 +26,21 @@ Variants:
 - `modelnet_study`: N = 50 ModelNet chairs, all 2,500 ordered pairs x 11 steps = 27,500 decoded
   shapes (the study's size), timed end to end (encode + decode + threshold + pack + score; median
   of 5 after 1 warm-up) in summary.json["end_to_end"]. One H100, the configs/modelnet_chairs.py
-  model (decoder widths (16, 32), the Mosaic GPU kernel): 8.7 ms end to end, 10.1 s for the whole command
+  model (decoder widths (16, 32), the Mosaic GPU kernel): 9.9 ms end to end, 18.0 s for the whole command
   with a cold compilation cache (results/interpolate/n50); 7.8 to 9.7 ms on other H100s
   (results/interpolate/study_decoder_h100, results/interpolate/compile_while_reading). Its `:wide_decoder`
   (64, 64), the Triton kernel: 35.7 ms (results/wide_decoder/interpolate/n50).
 - `modelnet_chairs`: N = 200 ModelNet chairs: every validation chair (84) plus training chairs,
   each labelled with its split; all 19,900 unique pairs in pairs.csv, medians per split pair in
-  summary_by_split.md, figures (figure6.png, topk.png, exports/). One H100: 11.0 s for the whole
+  summary_by_split.md, figures (figure6.png, topk.png, exports/). One H100: 16.1 s for the whole
   command (results/interpolate/n200).
 - `modelnet_wall`: N = 1000, every ordered pair: 11 million decoded shapes in 8 GiB blocks, timed
   (the persisted run warms up, then 2 timed repeats). ModelNet has only 839 distinct chairs, so
   this run takes the validation chairs, the canonical training chairs, then training chairs in
   ModelNet's other 11 poses (split "rotated"); novelty is scored against the canonical training
-  chairs. One H100, the configs/modelnet_chairs.py model: 1.84 s end to end, 16.5 s for the whole command
-  run after the N = 50 and 200 ones, 3.7 s of it the two timed repeats (results/interpolate/n1000); its
+  chairs. One H100, the configs/modelnet_chairs.py model: 1.84 s end to end, 26.0 s for the whole command
+  on a fresh machine after the N = 50 and 200 ones, 3.7 s of it the two timed repeats
+  (results/interpolate/n1000); its
   `:wide_decoder` (64, 64): 10.52 s end to end (results/wide_decoder/interpolate/n1000). The configs/study.py
   model (decoder widths (16, 32)), --config.timing.repeats=0, another H100, the Mosaic GPU kernel: 22.1 s with
   a cold cache, 12.6 s warm (median of 3), 2.73 s of it the stream
