@@ -44,14 +44,13 @@ def reconstruction_scores(prob: np.ndarray, voxels: np.ndarray, thresholds,
     "true_positive_rate@t", "false_positive_rate@t"; "overlap@t" too, the mean Tversky index with the
     `overlap` weights of the run's loss when it has them), the threshold a run chooses from them
     (`metrics.choose_threshold`), and at that threshold the per-shape IoUs and the rates."""
-    out = {name: float(np.mean(per_shape))
-           for name, per_shape in metrics.threshold_scores(prob, voxels, thresholds, overlap).items()}
+    per_threshold = metrics.threshold_scores(prob, voxels, thresholds, overlap)
+    out = {name: float(np.mean(per_shape)) for name, per_shape in per_threshold.items()}
     for t in thresholds:
         tpr, fpr = metrics.voxel_rates(prob > t, voxels)
         out.update({f"true_positive_rate@{t}": float(tpr), f"false_positive_rate@{t}": float(fpr)})
     threshold, best = metrics.choose_threshold(out)
-    per_shape = np.asarray(metrics.iou(prob > threshold, voxels))
-    return {**out, "threshold": threshold, "iou": best, "per_shape_iou": per_shape,
+    return {**out, "threshold": threshold, "iou": best, "per_shape_iou": np.asarray(per_threshold[f"iou@{threshold}"]),
             "true_positive_rate": out[f"true_positive_rate@{threshold}"],
             "false_positive_rate": out[f"false_positive_rate@{threshold}"]}
 

@@ -56,14 +56,15 @@ def voxel_rates(pred, target) -> tuple[jnp.ndarray, jnp.ndarray]:
     return tp / jnp.maximum(full, 1.0), fp / jnp.maximum(empty, 1.0)
 
 
-
-def threshold_scores(prob, target, thresholds, overlap: tuple[float, float] | None = None) -> dict[str, jnp.ndarray]:
+def threshold_scores(prob, target, thresholds,
+                     overlap: tuple[float, float] | None = None) -> dict[str, jnp.ndarray]:
     """Per-shape scores of `prob > t` for each threshold t, the entries `choose_threshold` reads: "iou@t",
     and "overlap@t" (`tversky_index` with the `overlap` weights of the run's loss) when it has them."""
     out = {f"iou@{t}": iou(prob > t, target) for t in thresholds}
     if overlap:
         out.update({f"overlap@{t}": tversky_index(prob > t, target, *overlap) for t in thresholds})
     return out
+
 
 # Validation scores this close are one score: on 84 validation chairs the IoU of one recipe differs by about 0.002
 # between seeds, so the choice among thresholds whose scores differ by less goes to the one nearest 0.5.
